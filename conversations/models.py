@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from django.contrib.sessions.models import Session
+from django.db import models
+from django.db.models import Exists, Subquery, Value
+from phonenumber_field.modelfields import PhoneNumberField
+
+
+class Caller(models.Model):
+    phone_number = PhoneNumberField(unique=True, help_text="Stored in E.164, e.g. +14155552222.")
+    name = models.CharField(max_length=100)
+    blocked = models.BooleanField(
+        default=False, help_text="A blocked caller's texts are recorded but not answered."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.phone_number})"
+
+
+class ConversationQuerySet(models.QuerySet):
+    def for_pair(self, sender: str, recipient: str) -> ConversationQuerySet:
+        return self.filter(sender=sender, recipient=recipient)
+
+    def with_caller(self, number: str | None) -> ConversationQuerySet:
+        """Annotate the sender's Caller name and blocked flag (None when unknown)."""
+        callers = Caller.objects.filter(phone_number=number).order_by() if number else Caller.objects.none()
+        return self.annotate(
+            caller_name=Subquery(callers.values("name")[:1]),
+            caller_blocked=Subquery(callers.values("blocked")[:1]),
+        )
+
+    def with_message_seen(self, sid: str | None) -> ConversationQuerySet:
+        """Annotate whether a text with this MessageSid has been recorded already."""
+        seen = Exists(Message.objects.filter(sid=sid)) if sid else Value(False)
+        return self.annotate(message_seen=seen)
+
+    def locked_with_session(self) -> ConversationQuerySet:
+        """Lock the conversation and its session row together.
+
+        On PostgreSQL a statement that waited for a row lock sees the newest version of the
+        rows it locked, and only of those, so the session must be locked too to be read fresh.
+        The inner join leaves out a conversation with no session; the caller then takes the
+        slow path.
+        """
+        return (
+            self.filter(session__expire_date__isnull=False)
+            .select_related("session")
+            .select_for_update(of=("self", "session"))
+        )
+
+
+class Conversation(models.Model):
+    sender = models.CharField(max_length=64, help_text="Twilio's From: the texting party.")
+    recipient = models.CharField(max_length=64, help_text="Twilio's To: our number.")
+    session = models.OneToOneField(
+        Session,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="conversation",
+        help_text="The session of the current window; its expiry ends the window.",
+    )
+    window_count = models.PositiveIntegerField(default=0)
+    lifetime_count = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField(null=True, blank=True)
+    first_activity = models.DateTimeField(auto_now_add=True)
+    last_activity = models.DateTimeField(null=True, blank=True)
+    opted_out = models.BooleanField(default=False)
+
+    objects = ConversationQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["sender", "recipient"], name="one_conversation_per_pair")
+        ]
+        indexes = [models.Index(fields=["-last_activity"], name="conversation_last_activity")]
+
+    def __str__(self) -> str:
+        return f"{self.sender} → {self.recipient}"
+
+
+class Message(models.Model):
+    class Direction(models.TextChoices):
+        INBOUND = "inbound"
+        OUTBOUND = "outbound"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    sid = models.CharField(
+        "MessageSid", max_length=64, null=True, blank=True, unique=True, help_text="Twilio's MessageSid."
+    )
+    body = models.TextField(blank=True)
+    media_urls = models.JSONField(default=list, blank=True)
+    reply = models.TextField(blank=True, help_text="What the app answered (empty: no reply).")
+    status = models.CharField(max_length=20, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["conversation", "created_at"], name="message_history"),
+            models.Index(fields=["created_at"], name="message_created_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} {self.sid or self.pk}"

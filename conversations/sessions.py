@@ -1,0 +1,49 @@
+"""The session of one conversation window, kept in Django's database-backed sessions."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.sessions.backends import db
+from django.contrib.sessions.backends.base import UpdateError
+from django.contrib.sessions.models import Session
+
+
+class PairSessionStore(db.SessionStore):
+    """A session read and written only while its pair is locked.
+
+    It is loaded from the row fetched with the conversation (no query of its own) and saved
+    with one UPDATE: under the lock the row can neither vanish nor change, so the savepoint
+    and existence checks of the generic save() would only cost statements.
+    """
+
+    @property
+    def key_salt(self) -> str:
+        # Sign like Django's own database store, so the admin and get_decoded() can read it.
+        return "django.contrib.sessions.SessionStore"
+
+    @classmethod
+    def from_row(cls, session: Session) -> PairSessionStore:
+        store = cls(session.session_key)
+        store._session_cache = store.decode(session.session_data)
+        return store
+
+    @classmethod
+    def start(cls) -> PairSessionStore:
+        store = cls()
+        store.create()
+        return store
+
+    def get_session_cookie_age(self) -> int:
+        return settings.CONVERSATION_TIMEOUT
+
+    def save(self, must_create: bool = False) -> None:
+        if must_create or self.session_key is None:
+            return super().save(must_create=must_create)
+        updated = self.model.objects.filter(session_key=self.session_key).update(
+            session_data=self.encode(self._get_session(no_load=True)),
+            expire_date=self.get_expiry_date(),
+        )
+        if not updated:
+            raise UpdateError
+        # The row is written; the session middleware must not write it again after the lock.
+        self.modified = False

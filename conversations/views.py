@@ -1,0 +1,32 @@
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
+
+from conversations.signatures import signed_by_twilio
+from conversations.webhook import conversation
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+@signed_by_twilio
+@conversation
+def sms(request: HttpRequest) -> str:
+    """The counter bot: tell the sender how many texts this conversation has had."""
+    count = request.session.get("count", 0) + 1
+    request.session["count"] = count
+    context = {"name": request.caller_name, "to": request.sms.recipient, "count": count}
+    return render_to_string("conversations/reply.txt", context).strip()
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:  # Any failure to reach the database means: take me out of rotation.
+        return HttpResponse("database unavailable\n", status=503, content_type="text/plain")
+    return HttpResponse("ok\n", content_type="text/plain")

@@ -1,0 +1,242 @@
+"""From a stateless Twilio webhook to a turn in a conversation.
+
+Everything section 3 of the spec promises happens here, in `receive()`:
+
+- The pair is the key. Texts of one To/From pair are serialized: on PostgreSQL by the
+  conversation's row lock, on SQLite by BEGIN IMMEDIATE behind a file lock (locks.py).
+- The window is the pair's session. The conversation row points at the session of its
+  current window; a session past its expiry starts a new window at count 1, and each text
+  slides the expiry by CONVERSATION_TIMEOUT.
+- The cookie is only a hint. Twilio's cookie is compared with the pair's own session and
+  ignored (and logged) when it differs, so a missing, garbage, expired or foreign cookie
+  never changes which state a text sees.
+- A repeated MessageSid gets the first reply back, and nothing is counted or recorded again.
+- The handler runs inside the transaction with a locked, pair-bound `request.session`, and
+  the 200 goes out only after the text and the new state are committed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+
+from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
+from django.utils import timezone
+from twilio.twiml.messaging_response import MessagingResponse
+
+from conversations.locks import writer_lock
+from conversations.models import Conversation, Message
+from conversations.phone import e164_or_none, mask
+from conversations.sessions import PairSessionStore
+from conversations.signatures import signed_params
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[HttpRequest], str | None]
+
+# A failed attempt means another text of the pair committed first (the pair's first
+# conversation row, or the same MessageSid); the next attempt sees its work.
+ATTEMPTS = 3
+
+
+class BadText(ValueError):
+    """A webhook whose parameters cannot be a text; answered with 400."""
+
+
+@dataclasses.dataclass(frozen=True)
+class InboundText:
+    sender: str
+    recipient: str
+    body: str
+    sid: str | None
+    media_urls: list[str]
+
+    @classmethod
+    def from_params(cls, params: QueryDict) -> InboundText:
+        sender, recipient = params.get("From", "").strip(), params.get("To", "").strip()
+        missing = [name for name, value in (("From", sender), ("To", recipient)) if not value]
+        if missing:
+            raise BadText(f"Missing {' and '.join(missing)}.")
+        if len(sender) > 64 or len(recipient) > 64:
+            raise BadText("From and To must be at most 64 characters.")
+        media = [params[f"MediaUrl{i}"] for i in range(_media_count(params)) if params.get(f"MediaUrl{i}")]
+        return cls(
+            sender=sender,
+            recipient=recipient,
+            body=params.get("Body", ""),
+            sid=params.get("MessageSid") or params.get("SmsSid") or None,
+            media_urls=media,
+        )
+
+
+def _media_count(params: QueryDict) -> int:
+    try:
+        return min(int(params.get("NumMedia", "0")), 10)  # Twilio sends at most 10.
+    except ValueError:
+        return 0
+
+
+@dataclasses.dataclass
+class Turn:
+    """What became of one webhook, for the response and the log line."""
+
+    outcome: str
+    reply: str | None = None
+    session_key: str | None = None
+    cookie: str = "missing"
+
+
+def receive(request: HttpRequest, text: InboundText, handler: Handler) -> Turn:
+    for attempt in range(ATTEMPTS):
+        try:
+            with writer_lock(), transaction.atomic():
+                return _receive_locked(request, text, handler)
+        except IntegrityError:
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _receive_locked(request: HttpRequest, text: InboundText, handler: Handler) -> Turn:
+    pair = (
+        Conversation.objects.for_pair(text.sender, text.recipient)
+        .with_caller(e164_or_none(text.sender))
+        .with_message_seen(text.sid)
+    )
+    conversation = pair.locked_with_session().first()
+    if conversation is not None:
+        session: Session | None = conversation.session
+    else:
+        # The pair's first text, or its session is gone: make sure the row exists, lock it
+        # alone, then read the session in a statement of its own, which sees what the
+        # previous holder of the lock committed.
+        Conversation.objects.bulk_create([Conversation(sender=text.sender, recipient=text.recipient)], ignore_conflicts=True)
+        conversation = pair.select_for_update().get()
+        session = Session.objects.filter(pk=conversation.session_id).first() if conversation.session_id else None
+
+    if conversation.message_seen:
+        return _repeat(conversation, text)
+
+    now = timezone.now()
+    if conversation.caller_blocked:
+        _record(conversation, text, reply=None)
+        Conversation.objects.filter(pk=conversation.pk).update(last_activity=now)
+        return Turn("blocked")
+
+    store = _window_session(conversation, session, now)
+    conversation.window_count += 1
+    conversation.lifetime_count += 1
+    conversation.last_activity = now
+    request.session = store
+    request.conversation = conversation  # type: ignore[attr-defined]
+    request.caller_name = conversation.caller_name or settings.UNKNOWN_CALLER_NAME  # type: ignore[attr-defined]
+    request.sms = text  # type: ignore[attr-defined]
+    reply = handler(request)
+
+    store.save()
+    conversation.session_id = store.session_key
+    conversation.save(update_fields=["session", "window_count", "lifetime_count", "window_started_at", "last_activity"])
+    _record(conversation, text, reply)
+    return Turn("counted", reply=reply, session_key=store.session_key)
+
+
+def _window_session(conversation: Conversation, session: Session | None, now: datetime) -> PairSessionStore:
+    """The session of the pair's current window, starting a new window when it has expired."""
+    if session is not None and session.expire_date > now:
+        return PairSessionStore.from_row(session)
+    if session is not None:
+        session.delete()  # The old window's state is over; its cookie will be ignored.
+    conversation.window_count = 0
+    conversation.window_started_at = now
+    return PairSessionStore.start()
+
+
+def _repeat(conversation: Conversation, text: InboundText) -> Turn:
+    first = Message.objects.get(sid=text.sid)
+    if first.conversation_id != conversation.pk:
+        raise BadText("MessageSid belongs to another conversation.")
+    return Turn("repeat", reply=first.reply or None, session_key=conversation.session_id)
+
+
+def _record(conversation: Conversation, text: InboundText, reply: str | None) -> None:
+    Message.objects.create(
+        conversation=conversation,
+        direction=Message.Direction.INBOUND,
+        sid=text.sid,
+        body=text.body,
+        media_urls=text.media_urls,
+        reply=reply or "",
+        status="received",
+    )
+
+
+def twiml(reply: str | None) -> HttpResponse:
+    response = MessagingResponse()
+    if reply:
+        response.message(reply)
+    return HttpResponse(str(response), content_type="text/xml; charset=utf-8")
+
+
+def conversation(handler: Handler) -> Callable[[HttpRequest], HttpResponse]:
+    """Make a view of a handler that turns a pair's texts into replies.
+
+    The handler gets the request with `session` (locked and bound to the pair),
+    `conversation`, `caller_name` and `sms` (the InboundText), and returns the reply text,
+    or None to answer nothing.
+    """
+
+    @wraps(handler)
+    def view(request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        try:
+            text = InboundText.from_params(_params(request))
+            turn = receive(request, text, handler)
+        except BadText as error:
+            return HttpResponseBadRequest(str(error))
+        turn.cookie = _cookie_state(request, turn.session_key)
+        response = twiml(turn.reply)
+        if turn.session_key:
+            # Hand the session middleware a saved store, so that on the way out it neither
+            # saves it again nor deletes the cookie when Twilio's was garbage.
+            request.session = PairSessionStore(turn.session_key)
+            response.set_cookie(
+                settings.SESSION_COOKIE_NAME,
+                turn.session_key,
+                max_age=settings.CONVERSATION_TIMEOUT,
+                httponly=True,
+                secure=request.is_secure(),
+            )
+        _log(text, turn, started)
+        return response
+
+    return view
+
+
+def _params(request: HttpRequest) -> QueryDict:
+    return signed_params(request) if request.method == "POST" else request.GET
+
+
+def _cookie_state(request: HttpRequest, session_key: str | None) -> str:
+    cookie = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if not cookie:
+        return "missing"
+    return "used" if cookie == session_key else "ignored"
+
+
+def _log(text: InboundText, turn: Turn, started: float) -> None:
+    logger.info(
+        "sms sid=%s outcome=%s from=%s to=%s cookie=%s duration_ms=%.1f",
+        text.sid or "-",
+        turn.outcome,
+        mask(text.sender),
+        mask(text.recipient),
+        turn.cookie,
+        (time.perf_counter() - started) * 1000,
+    )

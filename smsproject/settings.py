@@ -1,0 +1,125 @@
+"""Settings for SMS Conversations, read from the environment or a local .env file."""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# Variables already in the environment win over the file, so CI and tests can override it.
+environ.Env.read_env(BASE_DIR / ".env")
+
+# Core
+SECRET_KEY = env("SECRET_KEY", default="")
+DEBUG = env.bool("DEBUG", default=False)
+if not SECRET_KEY and DEBUG:
+    SECRET_KEY = "insecure-development-key"
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "phonenumber_field",
+    "conversations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "smsproject.urls"
+WSGI_APPLICATION = "smsproject.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        # BEGIN IMMEDIATE takes the write lock up front, so a transaction that reads a
+        # conversation and then writes it can never be overtaken between the two.
+        "transaction_mode": "IMMEDIATE",
+        # WAL lets the admin read while the webhook writes; NORMAL syncs at checkpoints,
+        # which in WAL mode still never corrupts the database.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "timeout": 20,
+    }
+    # Tests use a real file (not the in-memory default) so that server processes
+    # started by the concurrency tests share it, in WAL mode like production.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test_db.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Cache and sessions. Django's sessions table holds both staff logins and conversations.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# Internationalization
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# Static files
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# Proxies: trust X-Forwarded-Proto/Host only when a TLS proxy in front of us sets them.
+USE_X_FORWARDED = env.bool("USE_X_FORWARDED", default=False)
+if USE_X_FORWARDED:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
+
+# SMS and WhatsApp (Twilio)
+TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default="")
+# The public URL Twilio calls, when it differs from what the request says (tunnels, proxies).
+TWILIO_WEBHOOK_BASE_URL = env("TWILIO_WEBHOOK_BASE_URL", default="")
+# Decided from the configured DEBUG, not the one the test runner switches off at run time.
+TWILIO_REQUIRE_SIGNATURE = bool(TWILIO_AUTH_TOKEN) or not DEBUG
+
+# Conversations
+UNKNOWN_CALLER_NAME = env("UNKNOWN_CALLER_NAME", default="Friend")
+PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default="US")
+PHONENUMBER_DEFAULT_REGION = PHONE_DEFAULT_REGION
+# Twilio keeps a pair's cookie for at most 4 hours, so a longer window could not be continued.
+CONVERSATION_TIMEOUT = min(env.int("CONVERSATION_TIMEOUT", default=14400), 14400)
+
+# Logging: one line per webhook on stderr.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {"conversations": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")}},
+}
