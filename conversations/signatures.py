@@ -59,7 +59,9 @@ def signed_by_twilio(view: View) -> View:
         except RequestDataTooBig:
             return HttpResponseBadRequest("Request body too large.")
         if settings.TWILIO_REQUIRE_SIGNATURE and not is_signed_by_twilio(request):
-            logger.warning("Rejected %s %s: missing or invalid X-Twilio-Signature", request.method, request.path)
+            logger.warning(
+                "Rejected %s %s: missing or invalid X-Twilio-Signature", request.method, request.path
+            )
             return HttpResponseForbidden("Missing or invalid X-Twilio-Signature.")
         return view(request)
 

@@ -117,9 +117,13 @@ def _receive_locked(request: HttpRequest, text: InboundText, handler: Handler) -
         # The pair's first text, or its session is gone: make sure the row exists, lock it
         # alone, then read the session in a statement of its own, which sees what the
         # previous holder of the lock committed.
-        Conversation.objects.bulk_create([Conversation(sender=text.sender, recipient=text.recipient)], ignore_conflicts=True)
+        Conversation.objects.bulk_create(
+            [Conversation(sender=text.sender, recipient=text.recipient)], ignore_conflicts=True
+        )
         conversation = pair.select_for_update().get()
-        session = Session.objects.filter(pk=conversation.session_id).first() if conversation.session_id else None
+        session = (
+            Session.objects.filter(pk=conversation.session_id).first() if conversation.session_id else None
+        )
 
     if conversation.message_seen:
         return _repeat(conversation, text)
@@ -142,7 +146,9 @@ def _receive_locked(request: HttpRequest, text: InboundText, handler: Handler) -
 
     store.save()
     conversation.session_id = store.session_key
-    conversation.save(update_fields=["session", "window_count", "lifetime_count", "window_started_at", "last_activity"])
+    conversation.save(
+        update_fields=["session", "window_count", "lifetime_count", "window_started_at", "last_activity"]
+    )
     _record(conversation, text, reply)
     return Turn("counted", reply=reply, session_key=store.session_key)
 

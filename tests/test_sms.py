@@ -111,7 +111,7 @@ class SmsReplyTestCase(TwilioTestCase):
         self.assertEqual(reply_of(response), "Friend has messaged +15005550006 1 time.")
 
     def test_it_answers_get_requests_signed_on_the_url_alone(self) -> None:
-        query = f"From=%2B14155551234&To=%2B15005550006&Body=Hi&MessageSid=SM9"
+        query = "From=%2B14155551234&To=%2B15005550006&Body=Hi&MessageSid=SM9"
         url = f"http://testserver/sms/?{query}"
 
         response = self.client.get(url, headers={"X-Twilio-Signature": sign(url)})
@@ -230,7 +230,10 @@ class SmsBadInputTestCase(TwilioTestCase):
         body = "From=%2B14155551234&To=%2B15005550006&Body=%FF%FE"
 
         response = self.client.post(
-            "/sms/", body, content_type="application/x-www-form-urlencoded", headers={"X-Twilio-Signature": "x"}
+            "/sms/",
+            body,
+            content_type="application/x-www-form-urlencoded",
+            headers={"X-Twilio-Signature": "x"},
         )
 
         self.assertEqual(response.status_code, 400)
@@ -366,7 +369,9 @@ class SmsRetryTestCase(TwilioTestCase):
         self.assertEqual(again.content, first.content)
         self.assertEqual(Message.objects.count(), 2)
         self.assertEqual(Conversation.objects.get().window_count, 2)
-        self.assertEqual(reply_of(self.twilio.text(sid="SM0003")), "Friend has messaged +15005550006 3 times.")
+        self.assertEqual(
+            reply_of(self.twilio.text(sid="SM0003")), "Friend has messaged +15005550006 3 times."
+        )
 
     def test_it_refuses_a_message_sid_of_another_pair(self) -> None:
         self.twilio.text(sid="SM0001", sender="+14155550001")

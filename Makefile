@@ -1,0 +1,52 @@
+# The two commands: `make run` serves the app, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint format serve bench migrate clean
+
+run: $(VENV)/.runtime .env
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: $(VENV)/.dev .env
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Production profile: gunicorn with the repo's config, static files collected for whitenoise.
+serve: $(VENV)/.runtime .env
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py collectstatic --no-input -v0
+	$(BIN)/gunicorn -c gunicorn.conf.py
+
+bench: $(VENV)/.dev .env
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime
+
+# A local .env for development: a random SECRET_KEY and DEBUG on. Never overwritten.
+.env:
+	$(PYTHON) -c "import secrets; print(f'SECRET_KEY={secrets.token_urlsafe(50)}\nDEBUG=True')" > $@
+	@echo "Wrote $@ (DEBUG=True, random SECRET_KEY). See .env.example for every setting."
+
+clean:
+	rm -rf $(VENV) var staticfiles

@@ -1,0 +1,20 @@
+"""Gunicorn settings for production: `gunicorn -c gunicorn.conf.py` (see `make serve`)."""
+
+import multiprocessing
+import os
+
+wsgi_app = "smsproject.wsgi:application"
+bind = os.environ.get("BIND", "0.0.0.0:8000")
+# Sync workers, one per core: a webhook is short and mostly waits on the database, whose
+# writes are serialized per pair (and, on SQLite, per database) anyway.
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+# Twilio gives up on a webhook after 15 seconds; a worker stuck longer is restarted.
+timeout = 15
+graceful_timeout = 10
+# Recycle workers now and then so that a slow leak cannot grow without bound.
+max_requests = 10000
+max_requests_jitter = 1000
+accesslog = os.environ.get("ACCESS_LOG") or None
+errorlog = "-"
+# The TLS proxy in front of us sets X-Forwarded-*; Django reads them with USE_X_FORWARDED.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
