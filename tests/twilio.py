@@ -29,8 +29,8 @@ def reply_of(response: HttpResponse) -> str | None:
 class Twilio:
     """A fake Twilio edge: signs each webhook and keeps one cookie jar per To/From pair."""
 
-    def __init__(self, client: Client, base_url: str = "http://testserver") -> None:
-        self.client = client
+    def __init__(self, client: Client | None = None, base_url: str = "http://testserver") -> None:
+        self.client = client or Client()
         self.base_url = base_url
         self.jars: dict[tuple[str, str], str] = {}
 
@@ -72,4 +72,4 @@ class Twilio:
 class TwilioTestCase(TestCase):
     def setUp(self) -> None:
         super().setUp()
-        self.twilio = Twilio(self.client)
+        self.twilio = Twilio()

@@ -1,0 +1,77 @@
+from django.contrib.auth.models import User
+from django.test import TestCase
+
+from conversations.models import Caller
+from tests.twilio import SENDER, Twilio, reply_of
+
+
+class CallerAdminTestCase(TestCase):
+    def setUp(self) -> None:
+        self.staff = User.objects.create(username="staff", is_staff=True, is_superuser=True)
+        self.client.force_login(self.staff)
+        self.rey = Caller.objects.create(phone_number="+14155552222", name="Rey")
+        self.kylo = Caller.objects.create(phone_number="+14155553333", name="Kylo", blocked=True)
+
+    def test_it_lists_number_name_and_blocked(self) -> None:
+        response = self.client.get("/admin/conversations/caller/")
+
+        self.assertContains(response, "+14155552222")
+        self.assertContains(response, "Rey")
+        self.assertContains(response, '<th scope="col" class="sortable column-blocked">', html=False)
+
+    def test_it_searches_by_name(self) -> None:
+        response = self.client.get("/admin/conversations/caller/", {"q": "rey"})
+
+        self.assertEqual(list(response.context["cl"].result_list), [self.rey])
+
+    def test_it_searches_by_number_as_people_write_it(self) -> None:
+        for query in ("+14155553333", "5553333", "(415) 555-3333"):
+            with self.subTest(query=query):
+                response = self.client.get("/admin/conversations/caller/", {"q": query})
+                self.assertEqual(list(response.context["cl"].result_list), [self.kylo])
+
+    def test_it_filters_by_blocked(self) -> None:
+        response = self.client.get("/admin/conversations/caller/", {"blocked__exact": "1"})
+
+        self.assertEqual(list(response.context["cl"].result_list), [self.kylo])
+
+    def test_it_normalizes_a_number_typed_in_the_add_form(self) -> None:
+        response = self.client.post(
+            "/admin/conversations/caller/add/", {"phone_number": "(415) 555-4444", "name": "Finn"}
+        )
+
+        self.assertEqual(response.status_code, 302)
+        self.assertEqual(str(Caller.objects.get(name="Finn").phone_number), "+14155554444")
+
+    def test_it_refuses_an_invalid_number_and_saves_nothing(self) -> None:
+        response = self.client.post(
+            "/admin/conversations/caller/add/", {"phone_number": "555-CALL-NOW", "name": "Poe"}
+        )
+
+        self.assertEqual(response.status_code, 200)
+        self.assertFormError(
+            response.context["adminform"].form,
+            "phone_number",
+            "Enter a valid phone number (e.g. (201) 555-0123) or a number with an international call prefix.",
+        )
+        self.assertFalse(Caller.objects.filter(name="Poe").exists())
+
+    def test_it_refuses_a_number_that_is_already_a_caller(self) -> None:
+        response = self.client.post(
+            "/admin/conversations/caller/add/", {"phone_number": "415-555-2222", "name": "Rey twin"}
+        )
+
+        self.assertEqual(response.status_code, 200)
+        self.assertFalse(Caller.objects.filter(name="Rey twin").exists())
+
+    def test_it_uses_an_edited_name_on_the_very_next_reply(self) -> None:
+        caller = Caller.objects.create(phone_number=SENDER, name="Rose")
+        twilio = Twilio()
+        twilio.text()
+
+        self.client.post(
+            f"/admin/conversations/caller/{caller.pk}/change/",
+            {"phone_number": SENDER, "name": "Rose Tico", "blocked": ""},
+        )
+
+        self.assertEqual(reply_of(twilio.text()), "Rose Tico has messaged +15005550006 2 times.")
