@@ -18,6 +18,7 @@ Everything section 3 of the spec promises happens here, in `receive()`:
 from __future__ import annotations
 
 import dataclasses
+import enum
 import logging
 import time
 from collections.abc import Callable
@@ -46,8 +47,21 @@ Handler = Callable[[HttpRequest], str | None]
 ATTEMPTS = 3
 
 
+# Twilio's standard opt-out keywords: a single word, any case. Twilio itself answers them
+# (and HELP/INFO), and refuses to deliver replies to an opted-out number.
+OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
+OPT_IN_WORDS = frozenset({"START", "UNSTOP", "YES"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+
+
 class BadText(ValueError):
     """A webhook whose parameters cannot be a text; answered with 400."""
+
+
+class Keyword(enum.Enum):
+    OPT_OUT = "opt_out"
+    OPT_IN = "opt_in"
+    HELP = "help"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +71,18 @@ class InboundText:
     body: str
     sid: str | None
     media_urls: list[str]
+    opt_out_type: str = ""
+
+    @property
+    def keyword(self) -> Keyword | None:
+        word = self.body.strip().upper()
+        if self.opt_out_type == "STOP" or word in OPT_OUT_WORDS:
+            return Keyword.OPT_OUT
+        if self.opt_out_type == "START" or word in OPT_IN_WORDS:
+            return Keyword.OPT_IN
+        if self.opt_out_type == "HELP" or word in HELP_WORDS:
+            return Keyword.HELP
+        return None
 
     @classmethod
     def from_params(cls, params: QueryDict) -> InboundText:
@@ -73,6 +99,7 @@ class InboundText:
             body=params.get("Body", ""),
             sid=params.get("MessageSid") or params.get("SmsSid") or None,
             media_urls=media,
+            opt_out_type=params.get("OptOutType", "").strip().upper(),
         )
 
 
@@ -105,34 +132,17 @@ def receive(request: HttpRequest, text: InboundText, handler: Handler) -> Turn:
 
 
 def _receive_locked(request: HttpRequest, text: InboundText, handler: Handler) -> Turn:
-    pair = (
-        Conversation.objects.for_pair(text.sender, text.recipient)
-        .with_caller(e164_or_none(text.sender))
-        .with_message_seen(text.sid)
-    )
-    conversation = pair.locked_with_session().first()
-    if conversation is not None:
-        session: Session | None = conversation.session
-    else:
-        # The pair's first text, or its session is gone: make sure the row exists, lock it
-        # alone, then read the session in a statement of its own, which sees what the
-        # previous holder of the lock committed.
-        Conversation.objects.bulk_create(
-            [Conversation(sender=text.sender, recipient=text.recipient)], ignore_conflicts=True
-        )
-        conversation = pair.select_for_update().get()
-        session = (
-            Session.objects.filter(pk=conversation.session_id).first() if conversation.session_id else None
-        )
-
+    conversation, session = _lock_pair(text)
     if conversation.message_seen:
         return _repeat(conversation, text)
-
     now = timezone.now()
-    if conversation.caller_blocked:
+    uncounted = _why_not_counted(conversation, text)
+    if uncounted:
         _record(conversation, text, reply=None)
-        Conversation.objects.filter(pk=conversation.pk).update(last_activity=now)
-        return Turn("blocked")
+        Conversation.objects.filter(pk=conversation.pk).update(
+            last_activity=now, opted_out=conversation.opted_out
+        )
+        return Turn(uncounted)
 
     store = _window_session(conversation, session, now)
     conversation.window_count += 1
@@ -146,11 +156,61 @@ def _receive_locked(request: HttpRequest, text: InboundText, handler: Handler) -
 
     store.save()
     conversation.session_id = store.session_key
-    conversation.save(
-        update_fields=["session", "window_count", "lifetime_count", "window_started_at", "last_activity"]
-    )
+    conversation.save(update_fields=COUNTED_FIELDS)
     _record(conversation, text, reply)
     return Turn("counted", reply=reply, session_key=store.session_key)
+
+
+COUNTED_FIELDS = [
+    "session",
+    "window_count",
+    "lifetime_count",
+    "window_started_at",
+    "last_activity",
+    "opted_out",
+]
+
+
+def _lock_pair(text: InboundText) -> tuple[Conversation, Session | None]:
+    """Lock the pair's conversation, creating it on its first text, and fetch its session."""
+    pair = (
+        Conversation.objects.for_pair(text.sender, text.recipient)
+        .with_caller(e164_or_none(text.sender))
+        .with_message_seen(text.sid)
+    )
+    conversation = pair.locked_with_session().first()
+    if conversation is not None:
+        return conversation, conversation.session
+    # The pair's first text, or its session is gone: make sure the row exists, lock it
+    # alone, then read the session in a statement of its own, which sees what the
+    # previous holder of the lock committed.
+    Conversation.objects.bulk_create(
+        [Conversation(sender=text.sender, recipient=text.recipient)], ignore_conflicts=True
+    )
+    conversation = pair.select_for_update().get()
+    if conversation.session_id is None:
+        return conversation, None
+    return conversation, Session.objects.filter(pk=conversation.session_id).first()
+
+
+def _why_not_counted(conversation: Conversation, text: InboundText) -> str | None:
+    """The outcome of a text that gets no count and no reply; None for one that does.
+
+    Opt-out keywords change the conversation first, as Twilio applies them whoever sends them.
+    """
+    keyword = text.keyword
+    if keyword is Keyword.OPT_OUT:
+        conversation.opted_out = True
+        return "opted_out"
+    if keyword is Keyword.OPT_IN:
+        conversation.opted_out = False
+    if conversation.caller_blocked:
+        return "blocked"
+    if keyword is Keyword.HELP:
+        return "help"  # Twilio answers HELP itself.
+    if conversation.opted_out:
+        return "ignored_opted_out"  # Twilio would refuse to deliver a reply anyway.
+    return None
 
 
 def _window_session(conversation: Conversation, session: Session | None, now: datetime) -> PairSessionStore:

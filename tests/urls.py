@@ -1,0 +1,31 @@
+"""Small apps on the conversation machinery, to test it apart from the counter bot."""
+
+from django.http import HttpRequest
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+
+from conversations.webhook import conversation
+
+
+@csrf_exempt
+@conversation
+def echo(request: HttpRequest) -> str:
+    # Appended in place, never reassigned: the machinery saves the session every time.
+    request.session.setdefault("bodies", []).append(request.sms.body)
+    return " / ".join(request.session["bodies"])
+
+
+@csrf_exempt
+@conversation
+def silent(request: HttpRequest) -> None:
+    request.session["heard"] = request.session.get("heard", 0) + 1
+
+
+@csrf_exempt
+@conversation
+def broken(request: HttpRequest) -> str:
+    request.session["half"] = "done"
+    raise RuntimeError("the handler failed")
+
+
+urlpatterns = [path("echo/", echo), path("silent/", silent), path("broken/", broken)]
