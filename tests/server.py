@@ -50,6 +50,8 @@ def gunicorn(workers: int = 2, **env: str) -> Iterator[str]:
         "TWILIO_AUTH_TOKEN": TOKEN,
         "ALLOWED_HOSTS": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
+        "SECURE_SSL_REDIRECT": "False",  # Plain HTTP on loopback, no TLS proxy in front.
+        "SESSION_COOKIE_SECURE": "False",
         **env,
     }
     command = [
