@@ -218,7 +218,7 @@ def _window_session(conversation: Conversation, session: Session | None, now: da
     if session is not None and session.expire_date > now:
         return PairSessionStore.from_row(session)
     if session is not None:
-        session.delete()  # The old window's state is over; its cookie will be ignored.
+        PairSessionStore().delete(session.session_key)  # The old window is over; its cookie is ignored.
     conversation.window_count = 0
     conversation.window_started_at = now
     return PairSessionStore.start()
