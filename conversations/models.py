@@ -84,6 +84,34 @@ class Conversation(models.Model):
         return f"{self.sender} → {self.recipient}"
 
 
+# Twilio's statuses of an outbound text, in the order they can happen. Callbacks may arrive
+# out of order, so a status never replaces a later one.
+STATUS_ORDER = {
+    "": 0,
+    "accepted": 1,
+    "scheduled": 1,
+    "queued": 2,
+    "sending": 3,
+    "sent": 4,
+    "delivered": 5,
+    "undelivered": 5,
+    "failed": 5,
+    "canceled": 5,
+    "partially_delivered": 5,
+    "read": 6,
+}
+
+
+class MessageQuerySet(models.QuerySet):
+    def advance_status(self, status: str, error: str = "") -> int:
+        """Move the messages to a status later than theirs; return how many moved."""
+        rank = STATUS_ORDER.get(status)
+        if rank is None:
+            return 0
+        earlier = [name for name, order in STATUS_ORDER.items() if order < rank]
+        return self.filter(status__in=earlier).update(status=status, error=error)
+
+
 class Message(models.Model):
     class Direction(models.TextChoices):
         INBOUND = "inbound"
@@ -98,7 +126,10 @@ class Message(models.Model):
     media_urls = models.JSONField(default=list, blank=True)
     reply = models.TextField(blank=True, help_text="What the app answered (empty: no reply).")
     status = models.CharField(max_length=20, blank=True)
+    error = models.CharField(max_length=200, blank=True, help_text="Why Twilio did not deliver it.")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MessageQuerySet.as_manager()
 
     class Meta:
         indexes = [

@@ -23,7 +23,8 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from functools import wraps
+from functools import partial, wraps
+from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.sessions.models import Session
@@ -41,6 +42,7 @@ from conversations.signatures import signed_params
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[HttpRequest], str | None]
+T = TypeVar("T")
 
 # A failed attempt means another text of the pair committed first (the pair's first
 # conversation row, or the same MessageSid); the next attempt sees its work.
@@ -120,19 +122,24 @@ class Turn:
     cookie: str = "missing"
 
 
-def receive(request: HttpRequest, text: InboundText, handler: Handler) -> Turn:
+def in_pair_transaction(work: Callable[[], T]) -> T:
+    """Run work that locks pairs in a transaction, again if another text got there first."""
     for attempt in range(ATTEMPTS):
         try:
             with writer_lock(), transaction.atomic():
-                return _receive_locked(request, text, handler)
+                return work()
         except IntegrityError:
             if attempt == ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
 
 
+def receive(request: HttpRequest, text: InboundText, handler: Handler) -> Turn:
+    return in_pair_transaction(partial(_receive_locked, request, text, handler))
+
+
 def _receive_locked(request: HttpRequest, text: InboundText, handler: Handler) -> Turn:
-    conversation, session = _lock_pair(text)
+    conversation, session = _lock_pair(text.sender, text.recipient, sid=text.sid)
     if conversation.message_seen:
         return _repeat(conversation, text)
     now = timezone.now()
@@ -171,12 +178,12 @@ COUNTED_FIELDS = [
 ]
 
 
-def _lock_pair(text: InboundText) -> tuple[Conversation, Session | None]:
+def _lock_pair(sender: str, recipient: str, sid: str | None = None) -> tuple[Conversation, Session | None]:
     """Lock the pair's conversation, creating it on its first text, and fetch its session."""
     pair = (
-        Conversation.objects.for_pair(text.sender, text.recipient)
-        .with_caller(e164_or_none(text.sender))
-        .with_message_seen(text.sid)
+        Conversation.objects.for_pair(sender, recipient)
+        .with_caller(e164_or_none(sender))
+        .with_message_seen(sid)
     )
     conversation = pair.locked_with_session().first()
     if conversation is not None:
@@ -185,7 +192,7 @@ def _lock_pair(text: InboundText) -> tuple[Conversation, Session | None]:
     # alone, then read the session in a statement of its own, which sees what the
     # previous holder of the lock committed.
     Conversation.objects.bulk_create(
-        [Conversation(sender=text.sender, recipient=text.recipient)], ignore_conflicts=True
+        [Conversation(sender=sender, recipient=recipient)], ignore_conflicts=True
     )
     conversation = pair.select_for_update().get()
     if conversation.session_id is None:
@@ -241,6 +248,43 @@ def _record(conversation: Conversation, text: InboundText, reply: str | None) ->
         reply=reply or "",
         status="received",
     )
+
+
+def record_outbound(
+    *, our_number: str, their_number: str, body: str, sid: str | None, status: str, error: str = ""
+) -> Message:
+    """Record a text the app sent. One that Twilio accepted opens or refreshes the pair's
+    window, so that the reply, which comes without a cookie, continues the conversation."""
+
+    def work() -> Message:
+        conversation, session = _lock_pair(their_number, our_number)
+        if not error:
+            store = _window_session(conversation, session, timezone.now())
+            store.save()
+            conversation.session_id = store.session_key
+            conversation.save(update_fields=["session", "window_count", "window_started_at"])
+        return Message.objects.create(
+            conversation=conversation,
+            direction=Message.Direction.OUTBOUND,
+            sid=sid,
+            body=body,
+            status=status,
+            error=error,
+        )
+
+    return in_pair_transaction(work)
+
+
+def conversation_end(conversation: Conversation) -> None:
+    """End the pair's current window: its next text starts again at count 1."""
+
+    def work() -> None:
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if locked.session_id:
+            PairSessionStore().delete(locked.session_id)
+        Conversation.objects.filter(pk=locked.pk).update(session=None, window_count=0)
+
+    in_pair_transaction(work)
 
 
 def twiml(reply: str | None) -> HttpResponse:

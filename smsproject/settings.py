@@ -1,5 +1,7 @@
 """Settings for SMS Conversations, read from the environment or a local .env file."""
 
+import os
+import tempfile
 from pathlib import Path
 
 import environ
@@ -70,9 +72,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "timeout": 20,
     }
-    # Tests use a real file (not the in-memory default) so that server processes
-    # started by the concurrency tests share it, in WAL mode like production.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test_db.sqlite3")}
+# Tests get a database of their own per run, so that two suites can run side by side. On
+# SQLite it is a real file (not the in-memory default): the gunicorn processes started by
+# the concurrency tests share it, in WAL mode like production.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    _test_name = str(Path(tempfile.gettempdir()) / f"smsconversations-test-{os.getpid()}.sqlite3")
+else:
+    _test_name = f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
+DATABASES["default"]["TEST"] = {"NAME": _test_name}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache and sessions. Django's sessions table holds both staff logins and conversations;
