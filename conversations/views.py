@@ -1,10 +1,11 @@
 from django.db import connection
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.template.loader import render_to_string
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from conversations.models import Message
 from conversations.signatures import signed_by_twilio
 from conversations.webhook import conversation
 
@@ -19,6 +20,20 @@ def sms(request: HttpRequest) -> str:
     request.session["count"] = count
     context = {"name": request.caller_name, "to": request.sms.recipient, "count": count}
     return render_to_string("conversations/reply.txt", context).strip()
+
+
+@csrf_exempt
+@require_POST
+@signed_by_twilio
+def sms_status(request: HttpRequest) -> HttpResponse:
+    """Twilio's delivery reports for the texts the app sent."""
+    sid, status = request.POST.get("MessageSid", ""), request.POST.get("MessageStatus", "")
+    if not sid or not status:
+        return HttpResponseBadRequest("Missing MessageSid or MessageStatus.")
+    error = request.POST.get("ErrorCode", "")
+    Message.objects.filter(sid=sid).advance_status(status, error=f"Twilio error {error}" if error else "")
+    # 204 even for a SID we don't know (sent by another app): a 4xx would only make Twilio retry.
+    return HttpResponse(status=204)
 
 
 @never_cache

@@ -134,6 +134,8 @@ if USE_X_FORWARDED:
 # SMS and WhatsApp (Twilio)
 TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default="")
+# The number app-initiated texts come from, unless one is given.
+TWILIO_FROM_NUMBER = env("TWILIO_FROM_NUMBER", default="")
 # The public URL Twilio calls, when it differs from what the request says (tunnels, proxies).
 TWILIO_WEBHOOK_BASE_URL = env("TWILIO_WEBHOOK_BASE_URL", default="")
 # Decided from the configured DEBUG, not the one the test runner switches off at run time.

@@ -1,0 +1,41 @@
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from conversations.outbound import SendError, message_send
+from conversations.phone import e164_or_none
+
+
+class Command(BaseCommand):
+    help = "Send a text through Twilio and open the pair's conversation, so the reply continues it."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("body", help="The text to send.")
+        parser.add_argument(
+            "--from",
+            dest="our_number",
+            default=settings.TWILIO_FROM_NUMBER,
+            help="Your Twilio number, in E.164 (default: TWILIO_FROM_NUMBER).",
+        )
+        parser.add_argument("--to", dest="their_number", required=True, help="The recipient, in E.164.")
+        parser.add_argument(
+            "--status-callback", help="URL for delivery reports (default: from TWILIO_WEBHOOK_BASE_URL)."
+        )
+
+    def handle(self, *args: Any, body: str, our_number: str, their_number: str, **options: Any) -> None:
+        if not our_number:
+            raise CommandError("Give --from or set TWILIO_FROM_NUMBER.")
+        for label, number in (("--from", our_number), ("--to", their_number)):
+            if e164_or_none(number) is None:
+                raise CommandError(f"{label} {number!r} is not a phone number in E.164 form (+14155551234).")
+        try:
+            message = message_send(
+                our_number=our_number,
+                their_number=their_number,
+                body=body,
+                status_callback=options["status_callback"],
+            )
+        except SendError as error:
+            raise CommandError(str(error)) from error
+        self.stdout.write(f"Sent {message.sid} ({message.status}) to {their_number}.")

@@ -1,0 +1,51 @@
+from conversations.models import Conversation, Message
+from tests.twilio import RECIPIENT, SENDER, TwilioTestCase, sign
+
+SID = "SM" + "c" * 32
+
+
+class SmsStatusTestCase(TwilioTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        conversation = Conversation.objects.create(sender=SENDER, recipient=RECIPIENT)
+        self.message = Message.objects.create(
+            conversation=conversation, direction=Message.Direction.OUTBOUND, sid=SID, status="queued"
+        )
+
+    def report(self, **params: str) -> int:
+        url = "http://testserver/sms/status/"
+        response = self.client.post(url, params, headers={"X-Twilio-Signature": sign(url, params)})
+        return response.status_code
+
+    def test_it_updates_the_status_of_a_sent_text(self) -> None:
+        self.assertEqual(self.report(MessageSid=SID, MessageStatus="delivered"), 204)
+
+        self.message.refresh_from_db()
+        self.assertEqual(self.message.status, "delivered")
+
+    def test_it_keeps_the_later_status_when_reports_arrive_out_of_order(self) -> None:
+        self.report(MessageSid=SID, MessageStatus="delivered")
+        self.report(MessageSid=SID, MessageStatus="sent")
+
+        self.message.refresh_from_db()
+        self.assertEqual(self.message.status, "delivered")
+
+    def test_it_records_twilios_error_code(self) -> None:
+        self.report(MessageSid=SID, MessageStatus="undelivered", ErrorCode="30003")
+
+        self.message.refresh_from_db()
+        self.assertEqual((self.message.status, self.message.error), ("undelivered", "Twilio error 30003"))
+
+    def test_it_accepts_reports_of_texts_it_does_not_know(self) -> None:
+        self.assertEqual(self.report(MessageSid="SM" + "d" * 32, MessageStatus="sent"), 204)
+
+    def test_it_needs_the_sid_and_the_status(self) -> None:
+        self.assertEqual(self.report(MessageSid=SID), 400)
+        self.assertEqual(self.report(MessageStatus="sent"), 400)
+
+    def test_it_rejects_unsigned_reports(self) -> None:
+        response = self.client.post("/sms/status/", {"MessageSid": SID, "MessageStatus": "failed"})
+
+        self.assertEqual(response.status_code, 403)
+        self.message.refresh_from_db()
+        self.assertEqual(self.message.status, "queued")
