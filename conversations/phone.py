@@ -1,5 +1,7 @@
 """Phone addresses as Twilio sends them: E.164 numbers, channel prefixes, sender IDs."""
 
+import re
+
 import phonenumbers
 
 CHANNEL_SEPARATOR = ":"
@@ -24,3 +26,9 @@ def mask(address: str) -> str:
     if len(address) <= 4:
         return "*" * len(address)
     return address[:-4] + "****"
+
+
+def digits_of(search: str) -> str | None:
+    """The digits of a search typed like a (partial) number, "555-1234" -> "5551234"."""
+    digits = re.sub(r"[\s().-]", "", search)
+    return digits if re.fullmatch(r"\+?\d{3,}", digits) else None

@@ -1,0 +1,66 @@
+from datetime import timedelta
+
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from conversations.models import Conversation, Message
+from tests.twilio import RECIPIENT, SENDER, TwilioTestCase
+
+CHANGELIST = "/admin/conversations/message/"
+
+
+class MessageAdminTestCase(TwilioTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.client.force_login(User.objects.create(username="staff", is_staff=True, is_superuser=True))
+        self.twilio.text("Where is the falcon?", sid="SM0001")
+        self.twilio.text("Never mind", sid="SM0002")
+        conversation = Conversation.objects.get()
+        self.outbound = Message.objects.create(
+            conversation=conversation,
+            direction=Message.Direction.OUTBOUND,
+            body="It's in the hangar",
+            status="sent",
+        )
+
+    def listed(self, **params: str) -> list[str]:
+        response = self.client.get(CHANGELIST, params)
+        return sorted(message.body for message in response.context["cl"].result_list)
+
+    def test_it_searches_bodies_and_replies(self) -> None:
+        self.assertEqual(self.listed(q="falcon"), ["Where is the falcon?"])
+        self.assertEqual(self.listed(q="2 times"), ["Never mind"])
+
+    def test_it_filters_by_direction(self) -> None:
+        self.assertEqual(self.listed(direction__exact="outbound"), ["It's in the hangar"])
+        self.assertEqual(len(self.listed(direction__exact="inbound")), 2)
+
+    def test_it_filters_by_date(self) -> None:
+        Message.objects.filter(pk=self.outbound.pk).update(created_at=timezone.now() - timedelta(days=40))
+        today = timezone.now()
+
+        listed = self.listed(
+            created_at__year=str(today.year),
+            created_at__month=str(today.month),
+            created_at__day=str(today.day),
+        )
+
+        self.assertEqual(listed, ["Never mind", "Where is the falcon?"])
+
+    def test_it_shows_a_message_read_only_with_its_conversation(self) -> None:
+        message = Message.objects.get(sid="SM0001")
+
+        response = self.client.get(f"{CHANGELIST}{message.pk}/change/")
+
+        self.assertContains(response, f"{SENDER} → {RECIPIENT}")
+        self.assertContains(response, "Friend has messaged +15005550006 1 time.")
+        self.assertNotContains(response, 'name="_save"')
+
+    def test_it_cannot_add_change_or_delete_messages(self) -> None:
+        message = Message.objects.get(sid="SM0001")
+
+        self.assertEqual(self.client.get(f"{CHANGELIST}add/").status_code, 403)
+        self.client.post(f"{CHANGELIST}{message.pk}/change/", {"body": "rewritten"})
+        self.assertEqual(self.client.post(f"{CHANGELIST}{message.pk}/delete/").status_code, 403)
+        message.refresh_from_db()
+        self.assertEqual(message.body, "Where is the falcon?")
