@@ -18,3 +18,14 @@ accesslog = os.environ.get("ACCESS_LOG") or None
 errorlog = "-"
 # The TLS proxy in front of us sets X-Forwarded-*; Django reads them with USE_X_FORWARDED.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+
+def on_starting(server: object) -> None:
+    """Refuse to start on a configuration Django's checks reject (e.g. no TWILIO_AUTH_TOKEN
+    with DEBUG off): failing here beats answering every webhook with an error."""
+    import django
+    from django.core.management import call_command
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smsproject.settings")
+    django.setup()
+    call_command("check")

@@ -23,7 +23,7 @@ from tests.twilio import TOKEN
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def test_database_url() -> str:
+def live_database_url() -> str:
     """A DATABASE_URL for the database this test run created."""
     db = connection.settings_dict
     if connection.vendor == "sqlite":
@@ -44,7 +44,7 @@ def gunicorn(workers: int = 2, **env: str) -> Iterator[str]:
     port = free_port()
     server_env = {
         **os.environ,
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": live_database_url(),
         "DEBUG": "False",
         "SECRET_KEY": settings.SECRET_KEY,  # So the tests can read the sessions it signs.
         "TWILIO_AUTH_TOKEN": TOKEN,

@@ -1,0 +1,77 @@
+"""The production profile: gunicorn config, `check --deploy`, static files, HTTPS."""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+from django.core.management import call_command
+from django.test import SimpleTestCase, TestCase, override_settings
+
+from tests.server import BASE_DIR
+
+PRODUCTION_ENV = {
+    "DEBUG": "False",
+    "SECRET_KEY": "k7#Vq9!pZ2@rT5^wX8&yB3*nM6(cF1)hJ4-dG0_sL9+aQ2=eR5{uI8}oP3[vC6]",
+    "ALLOWED_HOSTS": "sms.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://sms.example.com",
+    "TWILIO_AUTH_TOKEN": "f0e1d2c3b4a5968778695a4b3c2d1e0f",
+    "USE_X_FORWARDED": "True",
+    "SECURE_HSTS_PRELOAD": "True",
+}
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+
+
+class DeployCheckTestCase(SimpleTestCase):
+    def test_it_passes_check_deploy_without_a_warning_under_a_production_env(self) -> None:
+        result = manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION_ENV)
+
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("System check identified no issues (0 silenced).", result.stdout)
+
+    def test_it_refuses_to_start_gunicorn_without_a_token(self) -> None:
+        env = {**os.environ, **PRODUCTION_ENV, "TWILIO_AUTH_TOKEN": "", "BIND": "127.0.0.1:0"}
+
+        result = subprocess.run(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+            cwd=BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("TWILIO_AUTH_TOKEN is not set", result.stderr)
+
+
+@override_settings(SECURE_SSL_REDIRECT=True)
+class HttpsTestCase(TestCase):
+    def test_it_redirects_plain_http_to_https(self) -> None:
+        response = self.client.get("/admin/login/")
+
+        self.assertEqual(response.status_code, 301)
+        self.assertEqual(response["Location"], "https://testserver/admin/login/")
+
+    def test_it_answers_healthz_over_plain_http(self) -> None:
+        self.assertEqual(self.client.get("/healthz").status_code, 200)
+
+    def test_it_serves_collected_static_files_through_whitenoise(self) -> None:
+        with tempfile.TemporaryDirectory() as static_root, override_settings(STATIC_ROOT=static_root):
+            call_command("collectstatic", "--no-input", verbosity=0)
+            response = self.client.get(
+                "/static/admin/css/base.css", secure=True, headers={"Accept-Encoding": "gzip"}
+            )
+
+        self.assertEqual(response.status_code, 200)
+        self.assertIn("text/css", response["Content-Type"])
+        self.assertEqual(response["Content-Encoding"], "gzip")
