@@ -72,7 +72,8 @@ def simulator(request: HttpRequest) -> HttpResponse:
         pair = PairForm(_default_pair(), auto_id="pair_%s")
         pair.is_valid()
     sender, recipient = pair.cleaned_data["sender"], pair.cleaned_data["recipient"]
-    request.session[PAIR_KEY] = {"sender": sender, "recipient": recipient}
+    if request.session.get(PAIR_KEY) != {"sender": sender, "recipient": recipient}:
+        request.session[PAIR_KEY] = {"sender": sender, "recipient": recipient}  # Reopened next time.
     return _page(request, pair, TextForm(initial={"sender": sender, "recipient": recipient}))
 
 

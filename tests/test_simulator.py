@@ -1,5 +1,6 @@
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
+from django.http import HttpResponse
 from django.test import Client, TestCase, override_settings
 
 from conversations.models import Caller, Conversation, Message
@@ -19,9 +20,9 @@ class SimulatorTestCase(TestCase):
     def setUp(self) -> None:
         self.client.force_login(self.staff)
 
-    def text(self, body: str, sender: str = SENDER, recipient: str = RECIPIENT, client: Client | None = None):
+    def text(self, body: str, sender: str = SENDER, recipient: str = RECIPIENT) -> HttpResponse:
         data = {"sender": sender, "recipient": recipient, "body": body}
-        return (client or self.client).post("/simulator/", data, follow=True)
+        return self.client.post("/simulator/", data, follow=True)
 
     def test_it_sends_anonymous_visitors_to_the_admin_login(self) -> None:
         response = Client().get("/simulator/")

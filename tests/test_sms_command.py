@@ -3,6 +3,7 @@ import tempfile
 import time
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 from django.core.management import CommandError, call_command
 from django.test import TestCase, TransactionTestCase, override_settings
@@ -27,7 +28,7 @@ def use_temporary_jar(test: TransactionTestCase) -> Path:
     return jar
 
 
-def kept_cookie(jar: Path) -> dict[str, object]:
+def kept_cookie(jar: Path) -> dict[str, Any]:
     return json.loads(jar.read_text())[SENDER][RECIPIENT]["sessionid"]
 
 

@@ -25,13 +25,17 @@ def jar_path() -> Path:
 class Command(BaseCommand):
     help = (
         "Send TEXT to the webhook as Twilio would (signed when TWILIO_AUTH_TOKEN is set, with the "
-        "pair's cookies kept between runs) and print the reply."
+        "pair's cookies kept between runs) and print the reply. -v 2 shows the webhook's log line."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("text", help="The body of the text.")
-        parser.add_argument("--from", dest="sender", default=DEFAULT_SENDER, help="The texting party.")
-        parser.add_argument("--to", dest="recipient", default=DEFAULT_RECIPIENT, help="The app's number.")
+        parser.add_argument("text", metavar="TEXT", help="The body of the text.")
+        parser.add_argument(
+            "--from", dest="sender", default=DEFAULT_SENDER, metavar="NUMBER", help="The texting party."
+        )
+        parser.add_argument(
+            "--to", dest="recipient", default=DEFAULT_RECIPIENT, metavar="NUMBER", help="The app's number."
+        )
         parser.add_argument(
             "--url", help="Call a running server, e.g. http://127.0.0.1:8000/sms/ (default: in-process)."
         )
@@ -80,10 +84,8 @@ def _quiet_webhook(*, in_process: bool, verbosity: int) -> Iterator[None]:
 def _load(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except ValueError:
-        return {}  # A damaged jar is like no jar: Twilio sometimes loses cookies too.
+    except (FileNotFoundError, ValueError):
+        return {}  # No jar yet, or a damaged one: like Twilio losing a cookie, which it sometimes does.
     return data if isinstance(data, dict) else {}
 
 
