@@ -94,15 +94,22 @@ class InboundText:
             raise BadText(f"Missing {' and '.join(missing)}.")
         if len(sender) > 64 or len(recipient) > 64:
             raise BadText("From and To must be at most 64 characters.")
+        sid = params.get("MessageSid") or params.get("SmsSid") or None
+        if sid and len(sid) > 64:
+            raise BadText("MessageSid must be at most 64 characters.")
         media = [params[f"MediaUrl{i}"] for i in range(_media_count(params)) if params.get(f"MediaUrl{i}")]
-        return cls(
+        text = cls(
             sender=sender,
             recipient=recipient,
             body=params.get("Body", ""),
-            sid=params.get("MessageSid") or params.get("SmsSid") or None,
+            sid=sid,
             media_urls=media,
             opt_out_type=params.get("OptOutType", "").strip().upper(),
         )
+        # Valid UTF-8, but no database text column takes it (PostgreSQL refuses it outright).
+        if any("\x00" in value for value in (sender, recipient, text.body, sid or "", *media)):
+            raise BadText("Parameters must not contain NUL characters.")
+        return text
 
 
 def _media_count(params: QueryDict) -> int:

@@ -218,6 +218,22 @@ class SmsBadInputTestCase(TwilioTestCase):
 
         self.assertEqual(response.status_code, 400)
 
+    def test_it_refuses_a_message_sid_longer_than_twilio_sends(self) -> None:
+        response = self.twilio.text(sid="SM" + "0" * 100)
+
+        self.assertEqual(response.status_code, 400)
+        self.assertEqual(response.content, b"MessageSid must be at most 64 characters.")
+
+    def test_it_refuses_nul_characters_that_no_database_stores(self) -> None:
+        for response in (
+            self.twilio.text("a\x00b"),
+            self.twilio.text(sender="+1415555\x001234"),
+            self.twilio.text(NumMedia="1", MediaUrl0="https://media.example/\x00"),
+        ):
+            self.assertEqual(response.status_code, 400)
+            self.assertEqual(response.content, b"Parameters must not contain NUL characters.")
+        self.assertFalse(Message.objects.exists())
+
     @override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000)
     def test_it_refuses_a_body_over_the_upload_limit(self) -> None:
         response = self.twilio.text("x" * 2000)
