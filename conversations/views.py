@@ -28,9 +28,11 @@ def sms(request: HttpRequest) -> str:
 def sms_status(request: HttpRequest) -> HttpResponse:
     """Twilio's delivery reports for the texts the app sent."""
     sid, status = request.POST.get("MessageSid", ""), request.POST.get("MessageStatus", "")
+    error = request.POST.get("ErrorCode", "")
     if not sid or not status:
         return HttpResponseBadRequest("Missing MessageSid or MessageStatus.")
-    error = request.POST.get("ErrorCode", "")
+    if len(sid) > 64 or "\x00" in sid or not (error == "" or error.isdigit() and len(error) <= 10):
+        return HttpResponseBadRequest("Malformed MessageSid or ErrorCode.")
     Message.objects.filter(sid=sid).advance_status(status, error=f"Twilio error {error}" if error else "")
     # 204 even for a SID we don't know (sent by another app): a 4xx would only make Twilio retry.
     return HttpResponse(status=204)

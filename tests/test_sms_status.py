@@ -43,6 +43,13 @@ class SmsStatusTestCase(TwilioTestCase):
         self.assertEqual(self.report(MessageSid=SID), 400)
         self.assertEqual(self.report(MessageStatus="sent"), 400)
 
+    def test_it_refuses_malformed_reports(self) -> None:
+        self.assertEqual(self.report(MessageSid="SM\x00", MessageStatus="sent"), 400)
+        self.assertEqual(self.report(MessageSid="S" * 65, MessageStatus="sent"), 400)
+        self.assertEqual(self.report(MessageSid=SID, MessageStatus="failed", ErrorCode="x" * 300), 400)
+        self.message.refresh_from_db()
+        self.assertEqual(self.message.status, "queued")
+
     def test_it_rejects_unsigned_reports(self) -> None:
         response = self.client.post("/sms/status/", {"MessageSid": SID, "MessageStatus": "failed"})
 
