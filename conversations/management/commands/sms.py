@@ -19,7 +19,7 @@ from conversations.edge import DEFAULT_RECIPIENT, DEFAULT_SENDER, CookieJars, Re
 
 
 def jar_path() -> Path:
-    return Path(getattr(settings, "SMS_COOKIE_JAR", settings.BASE_DIR / "var" / "sms-cookies.json"))
+    return Path(settings.SMS_COOKIE_JAR)
 
 
 class Command(BaseCommand):
