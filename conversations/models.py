@@ -39,20 +39,6 @@ class ConversationQuerySet(models.QuerySet):
         seen = Exists(Message.objects.filter(sid=sid)) if sid else Value(False)
         return self.annotate(message_seen=seen)
 
-    def locked_with_session(self) -> ConversationQuerySet:
-        """Lock the conversation and its session row together.
-
-        On PostgreSQL a statement that waited for a row lock sees the newest version of the
-        rows it locked, and only of those, so the session must be locked too to be read fresh.
-        The inner join leaves out a conversation with no session; the caller then takes the
-        slow path.
-        """
-        return (
-            self.filter(session__expire_date__isnull=False)
-            .select_related("session")
-            .select_for_update(of=("self", "session"))
-        )
-
 
 class Conversation(models.Model):
     sender = models.CharField(max_length=64, help_text="Twilio's From: the texting party.")

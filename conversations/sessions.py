@@ -10,6 +10,8 @@ from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.models import Session
 from django.db import transaction
 
+from conversations import pair_sql
+
 CACHED_DB = "django.contrib.sessions.backends.cached_db"
 
 
@@ -28,9 +30,9 @@ class PairSessionStore(cached_db.SessionStore):
         return "django.contrib.sessions.SessionStore"
 
     @classmethod
-    def from_row(cls, session: Session) -> PairSessionStore:
-        store = cls(session.session_key)
-        store._session_cache = store.decode(session.session_data)
+    def from_data(cls, session_key: str, session_data: str) -> PairSessionStore:
+        store = cls(session_key)
+        store._session_cache = store.decode(session_data)
         return store
 
     @classmethod
@@ -46,11 +48,8 @@ class PairSessionStore(cached_db.SessionStore):
         if must_create or self.session_key is None:
             db.SessionStore.save(self, must_create=must_create)
         else:
-            updated = self.model.objects.filter(session_key=self.session_key).update(
-                session_data=self.encode(self._get_session(no_load=True)),
-                expire_date=self.get_expiry_date(),
-            )
-            if not updated:
+            data = self.encode(self._get_session(no_load=True))
+            if not pair_sql.save_session(self.session_key, data, self.get_expiry_date()):
                 raise UpdateError
             # Written; the session middleware must not write it again after the lock.
             self.modified = False

@@ -33,8 +33,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, Query
 from django.utils import timezone
 from twilio.twiml.messaging_response import MessagingResponse
 
+from conversations import pair_sql
 from conversations.locks import writer_lock
 from conversations.models import Conversation, Message
+from conversations.pair_sql import LockedPair
 from conversations.phone import e164_or_none, mask
 from conversations.sessions import PairSessionStore
 from conversations.signatures import signed_params
@@ -146,19 +148,20 @@ def receive(request: HttpRequest, text: InboundText, handler: Handler) -> Turn:
 
 
 def _receive_locked(request: HttpRequest, text: InboundText, handler: Handler) -> Turn:
-    conversation, session = _lock_pair(text.sender, text.recipient, sid=text.sid)
+    now = timezone.now()
+    pair = _lock_pair(text.sender, text.recipient, sid=text.sid, now=now)
+    conversation = pair.conversation
     if conversation.message_seen:
         return _repeat(conversation, text)
-    now = timezone.now()
     uncounted = _why_not_counted(conversation, text)
     if uncounted:
-        _record(conversation, text, reply=None)
+        _record(conversation, text, None, now)
         Conversation.objects.filter(pk=conversation.pk).update(
             last_activity=now, opted_out=conversation.opted_out
         )
         return Turn(uncounted)
 
-    store = _window_session(conversation, session, now)
+    store = _window_session(pair, now)
     conversation.window_count += 1
     conversation.lifetime_count += 1
     conversation.last_activity = now
@@ -170,41 +173,27 @@ def _receive_locked(request: HttpRequest, text: InboundText, handler: Handler) -
 
     store.save()
     conversation.session_id = store.session_key
-    conversation.save(update_fields=COUNTED_FIELDS)
-    _record(conversation, text, reply)
+    pair_sql.save_counts(conversation)
+    _record(conversation, text, reply, now)
     return Turn("counted", reply=reply, session_key=store.session_key)
 
 
-COUNTED_FIELDS = [
-    "session",
-    "window_count",
-    "lifetime_count",
-    "window_started_at",
-    "last_activity",
-    "opted_out",
-]
-
-
-def _lock_pair(sender: str, recipient: str, sid: str | None = None) -> tuple[Conversation, Session | None]:
-    """Lock the pair's conversation, creating it on its first text, and fetch its session."""
-    pair = (
-        Conversation.objects.for_pair(sender, recipient)
-        .with_caller(e164_or_none(sender))
-        .with_message_seen(sid)
-    )
-    conversation = pair.locked_with_session().first()
-    if conversation is not None:
-        return conversation, conversation.session
+def _lock_pair(sender: str, recipient: str, *, sid: str | None = None, now: datetime) -> LockedPair:
+    """Lock the pair's conversation, creating it on its first text, and read its session."""
+    caller_number = e164_or_none(sender)
+    locked = pair_sql.lock_pair(sender, recipient, caller_number=caller_number, sid=sid, now=now)
+    if locked is not None:
+        return locked
     # The pair's first text, or its session is gone: make sure the row exists, lock it
     # alone, then read the session in a statement of its own, which sees what the
     # previous holder of the lock committed.
     Conversation.objects.bulk_create(
         [Conversation(sender=sender, recipient=recipient)], ignore_conflicts=True
     )
+    pair = Conversation.objects.for_pair(sender, recipient).with_caller(caller_number).with_message_seen(sid)
     conversation = pair.select_for_update().get()
-    if conversation.session_id is None:
-        return conversation, None
-    return conversation, Session.objects.filter(pk=conversation.session_id).first()
+    live = Session.objects.filter(pk=conversation.session_id, expire_date__gt=now).first()
+    return LockedPair(conversation, live.session_data if live else None)
 
 
 def _why_not_counted(conversation: Conversation, text: InboundText) -> str | None:
@@ -227,12 +216,13 @@ def _why_not_counted(conversation: Conversation, text: InboundText) -> str | Non
     return None
 
 
-def _window_session(conversation: Conversation, session: Session | None, now: datetime) -> PairSessionStore:
-    """The session of the pair's current window, starting a new window when it has expired."""
-    if session is not None and session.expire_date > now:
-        return PairSessionStore.from_row(session)
-    if session is not None:
-        PairSessionStore().delete(session.session_key)  # The old window is over; its cookie is ignored.
+def _window_session(pair: LockedPair, now: datetime) -> PairSessionStore:
+    """The session of the pair's current window, starting a new window when it has ended."""
+    conversation = pair.conversation
+    if pair.session_data is not None:
+        return PairSessionStore.from_data(conversation.session_id, pair.session_data)
+    if conversation.session_id:
+        PairSessionStore().delete(conversation.session_id)  # Over; its cookie will be ignored.
     conversation.window_count = 0
     conversation.window_started_at = now
     return PairSessionStore.start()
@@ -245,15 +235,9 @@ def _repeat(conversation: Conversation, text: InboundText) -> Turn:
     return Turn("repeat", reply=first.reply or None, session_key=conversation.session_id)
 
 
-def _record(conversation: Conversation, text: InboundText, reply: str | None) -> None:
-    Message.objects.create(
-        conversation=conversation,
-        direction=Message.Direction.INBOUND,
-        sid=text.sid,
-        body=text.body,
-        media_urls=text.media_urls,
-        reply=reply or "",
-        status="received",
+def _record(conversation: Conversation, text: InboundText, reply: str | None, now: datetime) -> None:
+    pair_sql.insert_inbound(
+        conversation.pk, sid=text.sid, body=text.body, media_urls=text.media_urls, reply=reply or "", now=now
     )
 
 
@@ -264,9 +248,10 @@ def record_outbound(
     window, so that the reply, which comes without a cookie, continues the conversation."""
 
     def work() -> Message:
-        conversation, session = _lock_pair(their_number, our_number)
+        pair = _lock_pair(their_number, our_number, now=timezone.now())
+        conversation = pair.conversation
         if not error:
-            store = _window_session(conversation, session, timezone.now())
+            store = _window_session(pair, timezone.now())
             store.save()
             conversation.session_id = store.session_key
             conversation.save(update_fields=["session", "window_count", "window_started_at"])

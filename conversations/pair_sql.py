@@ -1,0 +1,130 @@
+"""The statements of a text, written out in SQL.
+
+Building them with the ORM cost ten times more than running them: about 3.7 ms to build
+and run the locking SELECT below on our 2-core machine, against 0.12 ms to run it. They run
+while the pair is locked (on SQLite, while the whole database is), so every millisecond
+here is one that the next text waits. Rare paths (a pair's first text, a new window) use
+the ORM. The SQL is the same on SQLite and PostgreSQL but for the row locks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from functools import cache
+
+from django.contrib.sessions.models import Session
+from django.db import connection
+
+from conversations.models import Caller, Conversation, Message
+
+
+@dataclasses.dataclass
+class LockedPair:
+    """A pair's conversation row, locked, with what its text needs to know."""
+
+    conversation: Conversation
+    session_data: str | None  # None: the window has ended.
+
+
+@cache
+def _lock_sql(vendor: str) -> str:
+    conversation, session = Conversation._meta.db_table, Session._meta.db_table
+    caller, message = Caller._meta.db_table, Message._meta.db_table
+    sql = f"""
+        SELECT c.id, c.window_count, c.lifetime_count, c.opted_out,
+               s.session_key, s.session_data, s.expire_date > %s,
+               (SELECT name FROM {caller} WHERE phone_number = %s),
+               (SELECT blocked FROM {caller} WHERE phone_number = %s),
+               EXISTS (SELECT 1 FROM {message} WHERE sid = %s)
+        FROM {conversation} c JOIN {session} s ON s.session_key = c.session_id
+        WHERE c.sender = %s AND c.recipient = %s"""
+    if vendor == "postgresql":
+        # A statement that waited for a row lock sees the newest version of the rows it
+        # locked, and of those only: the session must be locked to be read fresh.
+        sql += " FOR UPDATE OF c, s"
+    return sql
+
+
+def lock_pair(
+    sender: str, recipient: str, *, caller_number: str | None, sid: str | None, now: datetime
+) -> LockedPair | None:
+    """Lock the pair's conversation and session; None when either row is missing."""
+    params = [_datetime(now), caller_number, caller_number, sid, sender, recipient]
+    with connection.cursor() as cursor:
+        cursor.execute(_lock_sql(connection.vendor), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    pk, window_count, lifetime_count, opted_out, key, data, live, name, blocked, seen = row
+    conversation = Conversation(
+        id=pk,
+        sender=sender,
+        recipient=recipient,
+        session_id=key,
+        window_count=window_count,
+        lifetime_count=lifetime_count,
+        opted_out=bool(opted_out),
+    )
+    conversation.caller_name, conversation.caller_blocked, conversation.message_seen = (
+        name,
+        bool(blocked),
+        bool(seen),
+    )
+    return LockedPair(conversation, data if live else None)
+
+
+def save_session(session_key: str, session_data: str, expire_date: datetime) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Session._meta.db_table} SET session_data = %s, expire_date = %s WHERE session_key = %s",
+            [session_data, _datetime(expire_date), session_key],
+        )
+        return cursor.rowcount
+
+
+def save_counts(conversation: Conversation) -> None:
+    """Write what a counted text changes on its conversation (a window_started_at of None
+    keeps the window's start)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {Conversation._meta.db_table}
+                SET session_id = %s, window_count = %s, lifetime_count = %s,
+                    window_started_at = COALESCE(%s, window_started_at), last_activity = %s, opted_out = %s
+                WHERE id = %s""",
+            [
+                conversation.session_id,
+                conversation.window_count,
+                conversation.lifetime_count,
+                _datetime(conversation.window_started_at),
+                _datetime(conversation.last_activity),
+                conversation.opted_out,
+                conversation.pk,
+            ],
+        )
+
+
+def insert_inbound(
+    conversation_id: int, *, sid: str | None, body: str, media_urls: list[str], reply: str, now: datetime
+) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {Message._meta.db_table}
+                (conversation_id, direction, sid, body, media_urls, reply, status, error, created_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, '', %s)""",
+            [
+                conversation_id,
+                Message.Direction.INBOUND.value,
+                sid,
+                body,
+                connection.ops.adapt_json_value(media_urls, None),
+                reply,
+                "received",
+                _datetime(now),
+            ],
+        )
+
+
+def _datetime(value: datetime | None) -> object:
+    # The same form the ORM stores (SQLite keeps naive UTC text), so comparisons agree.
+    return connection.ops.adapt_datetimefield_value(value)

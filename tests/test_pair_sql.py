@@ -1,0 +1,83 @@
+from datetime import timedelta
+
+from django.contrib.sessions.models import Session
+from django.test import TestCase
+from django.utils import timezone
+
+from conversations import pair_sql
+from conversations.models import Caller, Conversation, Message
+from tests.twilio import RECIPIENT, SENDER
+
+
+class PairSqlTestCase(TestCase):
+    def setUp(self) -> None:
+        self.now = timezone.now()
+        self.session = Session.objects.create(
+            session_key="k" * 32, session_data="data", expire_date=self.now + timedelta(hours=1)
+        )
+        self.conversation = Conversation.objects.create(
+            sender=SENDER, recipient=RECIPIENT, session=self.session, window_count=2, lifetime_count=5
+        )
+
+    def lock(self, sender: str = SENDER, caller_number: str | None = SENDER, sid: str | None = None):
+        return pair_sql.lock_pair(sender, RECIPIENT, caller_number=caller_number, sid=sid, now=self.now)
+
+    def test_it_reads_the_conversation_and_its_live_session(self) -> None:
+        pair = self.lock()
+
+        self.assertEqual(pair.session_data, "data")
+        conversation = pair.conversation
+        self.assertEqual((conversation.pk, conversation.session_id), (self.conversation.pk, "k" * 32))
+        self.assertEqual((conversation.window_count, conversation.lifetime_count), (2, 5))
+        self.assertEqual((conversation.caller_name, conversation.caller_blocked), (None, False))
+        self.assertIs(conversation.message_seen, False)
+
+    def test_it_says_when_the_window_has_ended(self) -> None:
+        Session.objects.update(expire_date=self.now - timedelta(seconds=1))
+
+        self.assertIsNone(self.lock().session_data)
+
+    def test_it_finds_nothing_for_a_new_pair_or_a_conversation_without_session(self) -> None:
+        self.assertIsNone(self.lock(sender="+14155550000"))
+        Conversation.objects.update(session=None)
+        self.assertIsNone(self.lock())
+
+    def test_it_reads_the_caller_and_whether_the_sid_was_seen(self) -> None:
+        Caller.objects.create(phone_number=SENDER, name="Rey", blocked=True)
+        Message.objects.create(conversation=self.conversation, direction="inbound", sid="SM1")
+
+        conversation = self.lock(sid="SM1").conversation
+
+        self.assertEqual((conversation.caller_name, conversation.caller_blocked), ("Rey", True))
+        self.assertIs(conversation.message_seen, True)
+        self.assertIsNone(self.lock(caller_number=None).conversation.caller_name)
+
+    def test_it_writes_times_the_orm_reads_back(self) -> None:
+        expire = self.now + timedelta(hours=4)
+
+        pair_sql.save_session("k" * 32, "new", expire)
+        pair_sql.insert_inbound(
+            self.conversation.pk, sid="SM2", body="hi", media_urls=["https://m/1"], reply="r", now=self.now
+        )
+
+        self.assertEqual(Session.objects.get().expire_date, expire)
+        message = Message.objects.get(sid="SM2")
+        self.assertEqual(
+            (message.created_at, message.media_urls, message.status), (self.now, ["https://m/1"], "received")
+        )
+        self.assertTrue(Session.objects.filter(expire_date__gt=self.now).exists())
+
+    def test_it_saves_the_counts_and_keeps_the_window_start_unless_given(self) -> None:
+        started = self.now - timedelta(minutes=5)
+        Conversation.objects.update(window_started_at=started)
+        conversation = self.lock().conversation
+        conversation.window_count, conversation.last_activity, conversation.opted_out = 3, self.now, True
+
+        pair_sql.save_counts(conversation)
+
+        self.conversation.refresh_from_db()
+        self.assertEqual(self.conversation.window_count, 3)
+        self.assertEqual(
+            (self.conversation.window_started_at, self.conversation.last_activity), (started, self.now)
+        )
+        self.assertIs(self.conversation.opted_out, True)
