@@ -103,7 +103,10 @@ class Message(models.Model):
         INBOUND = "inbound"
         OUTBOUND = "outbound"
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # No index of its own: "message_history" below starts with this column and serves it.
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     direction = models.CharField(max_length=8, choices=Direction.choices)
     sid = models.CharField(
         "MessageSid", max_length=64, null=True, blank=True, unique=True, help_text="Twilio's MessageSid."
