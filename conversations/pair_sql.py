@@ -15,6 +15,7 @@ from functools import cache
 
 from django.contrib.sessions.models import Session
 from django.db import connection
+from django.db.models import Field
 
 from conversations.models import Caller, Conversation, Message
 
@@ -27,13 +28,17 @@ class LockedPair:
     session_data: str | None  # None: the window has ended.
 
 
+# Every column of the conversation, in field order, so its row becomes a whole model instance.
+CONVERSATION_FIELDS = Conversation._meta.concrete_fields
+
+
 @cache
 def _lock_sql(vendor: str) -> str:
     conversation, session = Conversation._meta.db_table, Session._meta.db_table
     caller, message = Caller._meta.db_table, Message._meta.db_table
+    columns = ", ".join(f"c.{field.column}" for field in CONVERSATION_FIELDS)
     sql = f"""
-        SELECT c.id, c.window_count, c.lifetime_count, c.opted_out,
-               s.session_key, s.session_data, s.expire_date > %s,
+        SELECT {columns}, s.session_data, s.expire_date > %s,
                (SELECT name FROM {caller} WHERE phone_number = %s),
                (SELECT blocked FROM {caller} WHERE phone_number = %s),
                EXISTS (SELECT 1 FROM {message} WHERE sid = %s)
@@ -56,22 +61,27 @@ def lock_pair(
         row = cursor.fetchone()
     if row is None:
         return None
-    pk, window_count, lifetime_count, opted_out, key, data, live, name, blocked, seen = row
-    conversation = Conversation(
-        id=pk,
-        sender=sender,
-        recipient=recipient,
-        session_id=key,
-        window_count=window_count,
-        lifetime_count=lifetime_count,
-        opted_out=bool(opted_out),
-    )
+    width = len(CONVERSATION_FIELDS)
+    values = [_from_db(field, value) for field, value in zip(CONVERSATION_FIELDS, row[:width], strict=True)]
+    conversation = Conversation.from_db(connection.alias, None, values)
+    data, live, name, blocked, seen = row[width:]
     conversation.caller_name, conversation.caller_blocked, conversation.message_seen = (
         name,
         bool(blocked),
         bool(seen),
     )
     return LockedPair(conversation, data if live else None)
+
+
+def _from_db(field: Field, value: object) -> object:
+    # What the ORM's converters would do: SQLite returns times as text and booleans as 0/1.
+    if connection.vendor != "sqlite" or value is None:
+        return value
+    if field.get_internal_type() == "DateTimeField":
+        return connection.ops.convert_datetimefield_value(value, None, connection)
+    if field.get_internal_type() == "BooleanField":
+        return bool(value)
+    return value
 
 
 def save_session(session_key: str, session_data: str, expire_date: datetime) -> int:
@@ -83,14 +93,13 @@ def save_session(session_key: str, session_data: str, expire_date: datetime) -> 
         return cursor.rowcount
 
 
-def save_counts(conversation: Conversation) -> None:
-    """Write what a counted text changes on its conversation (a window_started_at of None
-    keeps the window's start)."""
+def save_conversation(conversation: Conversation) -> None:
+    """Write what a text changes on its conversation."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""UPDATE {Conversation._meta.db_table}
                 SET session_id = %s, window_count = %s, lifetime_count = %s,
-                    window_started_at = COALESCE(%s, window_started_at), last_activity = %s, opted_out = %s
+                    window_started_at = %s, last_activity = %s, opted_out = %s
                 WHERE id = %s""",
             [
                 conversation.session_id,

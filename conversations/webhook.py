@@ -173,7 +173,7 @@ def _receive_locked(request: HttpRequest, text: InboundText, handler: Handler) -
 
     store.save()
     conversation.session_id = store.session_key
-    pair_sql.save_counts(conversation)
+    pair_sql.save_conversation(conversation)
     _record(conversation, text, reply, now)
     return Turn("counted", reply=reply, session_key=store.session_key)
 
@@ -248,13 +248,15 @@ def record_outbound(
     window, so that the reply, which comes without a cookie, continues the conversation."""
 
     def work() -> Message:
-        pair = _lock_pair(their_number, our_number, now=timezone.now())
+        now = timezone.now()
+        pair = _lock_pair(their_number, our_number, now=now)
         conversation = pair.conversation
         if not error:
-            store = _window_session(pair, timezone.now())
+            store = _window_session(pair, now)
             store.save()
             conversation.session_id = store.session_key
-            conversation.save(update_fields=["session", "window_count", "window_started_at"])
+            conversation.last_activity = now
+            pair_sql.save_conversation(conversation)
         return Message.objects.create(
             conversation=conversation,
             direction=Message.Direction.OUTBOUND,

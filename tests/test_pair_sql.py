@@ -67,17 +67,24 @@ class PairSqlTestCase(TestCase):
         )
         self.assertTrue(Session.objects.filter(expire_date__gt=self.now).exists())
 
-    def test_it_saves_the_counts_and_keeps_the_window_start_unless_given(self) -> None:
+    def test_it_reads_a_whole_conversation_as_the_orm_would(self) -> None:
         started = self.now - timedelta(minutes=5)
-        Conversation.objects.update(window_started_at=started)
+        Conversation.objects.update(window_started_at=started, last_activity=self.now, opted_out=True)
+
+        conversation = self.lock().conversation
+
+        self.assertEqual(conversation.window_started_at, started)
+        self.assertEqual(conversation.last_activity, self.now)
+        self.assertEqual(conversation.first_activity, self.conversation.first_activity)
+        self.assertIs(conversation.opted_out, True)
+        self.assertEqual((conversation.sender, conversation.recipient), (SENDER, RECIPIENT))
+
+    def test_it_saves_what_a_text_changes(self) -> None:
         conversation = self.lock().conversation
         conversation.window_count, conversation.last_activity, conversation.opted_out = 3, self.now, True
 
-        pair_sql.save_counts(conversation)
+        pair_sql.save_conversation(conversation)
 
         self.conversation.refresh_from_db()
-        self.assertEqual(self.conversation.window_count, 3)
-        self.assertEqual(
-            (self.conversation.window_started_at, self.conversation.last_activity), (started, self.now)
-        )
+        self.assertEqual((self.conversation.window_count, self.conversation.last_activity), (3, self.now))
         self.assertIs(self.conversation.opted_out, True)

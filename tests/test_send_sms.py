@@ -63,11 +63,15 @@ class SendSmsTestCase(TwilioTestCase):
     def test_it_refreshes_a_conversation_under_way(self) -> None:
         self.twilio.text()
         self.twilio.text()
+        started = Conversation.objects.get().window_started_at
         self.api.accepts()
 
         self.send("Still there?", "--to", SENDER)
 
         self.assertEqual(reply_of(self.twilio.text(cookie="")), "Friend has messaged +15005550006 3 times.")
+        conversation = Conversation.objects.get()
+        self.assertEqual(conversation.window_started_at, started)
+        self.assertEqual(conversation.lifetime_count, 3)
 
     def test_it_explains_a_number_twilio_refuses_and_records_the_failure(self) -> None:
         self.api.refuses(400, 21211, "The 'To' number +15005550001 is not a valid phone number.")
