@@ -1,8 +1,10 @@
 """Only Twilio may call the webhooks: checking X-Twilio-Signature on each request."""
 
 import logging
+import re
 from collections.abc import Callable
 from functools import wraps
+from hmac import compare_digest
 from urllib.parse import parse_qsl
 
 from django.conf import settings
@@ -33,7 +35,14 @@ def is_signed_by_twilio(request: HttpRequest) -> bool:
     if not signature:
         return False
     validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
-    return validator.validate(webhook_url(request), signed_params(request), signature)
+    url, params = webhook_url(request), signed_params(request)
+    # validate() signs twice, with and without the port; try the URL as called first.
+    if compare_digest(validator.compute_signature(url, params), signature):
+        return True
+    return validator.validate(url, params, signature)
+
+
+NON_ASCII_ESCAPE = re.compile(rb"%[89a-fA-F][0-9a-fA-F]")
 
 
 def _undecodable(request: HttpRequest) -> bool:
@@ -41,6 +50,8 @@ def _undecodable(request: HttpRequest) -> bool:
     # recorded garbled, so check the raw parameters strictly first.
     # WSGI hands the query string over as latin-1 text; undo that to get the raw bytes.
     raw = request.body if request.method == "POST" else request.META.get("QUERY_STRING", "").encode("latin-1")
+    if raw.isascii() and not NON_ASCII_ESCAPE.search(raw):
+        return False  # Only ASCII, escaped or not: nothing that can fail to decode.
     try:
         parse_qsl(raw.decode(), keep_blank_values=True, errors="strict")
     except UnicodeDecodeError:

@@ -176,6 +176,14 @@ class SmsSignatureTestCase(TwilioTestCase):
         self.assertEqual(response.status_code, 200)
         self.assertIs(response.cookies["sessionid"]["secure"], True)
 
+    @override_settings(TWILIO_WEBHOOK_BASE_URL="https://abc123.ngrok.app")
+    def test_it_accepts_a_signature_of_the_url_with_its_default_port(self) -> None:
+        signature = sign("https://abc123.ngrok.app:443/sms/", self.params)
+
+        response = self.client.post("/sms/", self.params, headers={"X-Twilio-Signature": signature})
+
+        self.assertEqual(response.status_code, 200)
+
     @override_settings(TWILIO_WEBHOOK_BASE_URL="https://abc123.ngrok.app/")
     def test_it_checks_the_configured_public_url(self) -> None:
         signature = sign("https://abc123.ngrok.app/sms/?campaign=7", self.params)
