@@ -2,6 +2,12 @@
 
 import multiprocessing
 import os
+from pathlib import Path
+
+import environ
+
+# The same .env as Django's settings, so WEB_CONCURRENCY and BIND can live there too.
+environ.Env.read_env(Path(__file__).resolve().parent / ".env")
 
 wsgi_app = "smsproject.wsgi:application"
 bind = os.environ.get("BIND", "0.0.0.0:8000")
