@@ -153,18 +153,16 @@ def _receive_locked(request: HttpRequest, text: InboundText, handler: Handler) -
     conversation = pair.conversation
     if conversation.message_seen:
         return _repeat(conversation, text)
+    conversation.last_activity = now
     uncounted = _why_not_counted(conversation, text)
     if uncounted:
+        pair_sql.save_conversation(conversation)
         _record(conversation, text, None, now)
-        Conversation.objects.filter(pk=conversation.pk).update(
-            last_activity=now, opted_out=conversation.opted_out
-        )
         return Turn(uncounted)
 
     store = _window_session(pair, now)
     conversation.window_count += 1
     conversation.lifetime_count += 1
-    conversation.last_activity = now
     request.session = store
     request.conversation = conversation  # type: ignore[attr-defined]
     request.caller_name = conversation.caller_name or settings.UNKNOWN_CALLER_NAME  # type: ignore[attr-defined]
