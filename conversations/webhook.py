@@ -2,8 +2,9 @@
 
 Everything section 3 of the spec promises happens here, in `receive()`:
 
-- The pair is the key. Texts of one To/From pair are serialized: on PostgreSQL by the
-  conversation's row lock, on SQLite by BEGIN IMMEDIATE behind a file lock (locks.py).
+- The pair is the key. Texts of one To/From pair are serialized: on PostgreSQL by row
+  locks on the conversation and its session (pair_sql.py), on SQLite by BEGIN IMMEDIATE
+  behind a file lock (locks.py).
 - The window is the pair's session. The conversation row points at the session of its
   current window; a session past its expiry starts a new window at count 1, and each text
   slides the expiry by CONVERSATION_TIMEOUT.
