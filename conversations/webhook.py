@@ -191,6 +191,8 @@ def _lock_pair(sender: str, recipient: str, *, sid: str | None = None, now: date
     )
     pair = Conversation.objects.for_pair(sender, recipient).with_caller(caller_number).with_message_seen(sid)
     conversation = pair.select_for_update().get()
+    if conversation.session_id is None:  # A new pair, or an ended conversation.
+        return LockedPair(conversation, None)
     live = Session.objects.filter(pk=conversation.session_id, expire_date__gt=now).first()
     return LockedPair(conversation, live.session_data if live else None)
 
