@@ -34,7 +34,7 @@ def sms_status(request: HttpRequest) -> HttpResponse:
     if len(sid) > 64 or "\x00" in sid or not (error == "" or (error.isdigit() and len(error) <= 10)):
         return HttpResponseBadRequest("Malformed MessageSid or ErrorCode.")
     Message.objects.filter(sid=sid).advance_status(status, error=f"Twilio error {error}" if error else "")
-    # 204 even for a SID we don't know (sent by another app): a 4xx would only make Twilio retry.
+    # 204 even for a SID we don't know (another app on the account sent it): nothing to fix there.
     return HttpResponse(status=204)
 
 
