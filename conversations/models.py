@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.db import models
 from django.db.models import Exists, Subquery, Value
@@ -116,6 +117,17 @@ class Message(models.Model):
     reply = models.TextField(blank=True, help_text="What the app answered (empty: no reply).")
     status = models.CharField(max_length=20, blank=True)
     error = models.CharField(max_length=200, blank=True, help_text="Why Twilio did not deliver it.")
+    simulated = models.BooleanField(
+        default=False, help_text="Sent from the simulator or `manage.py sms`, not by Twilio."
+    )
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The staff member who sent this outbound text.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = MessageQuerySet.as_manager()
@@ -128,3 +140,8 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_direction_display()} {self.sid or self.pk}"
+
+    @property
+    def media(self) -> list[tuple[str, bool]]:
+        """Each media URL with whether it may be a link: only http(s), never javascript: and kin."""
+        return [(url, url.lower().startswith(("http://", "https://"))) for url in self.media_urls]

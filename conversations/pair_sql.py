@@ -114,13 +114,20 @@ def save_conversation(conversation: Conversation) -> None:
 
 
 def insert_inbound(
-    conversation_id: int, *, sid: str | None, body: str, media_urls: list[str], reply: str, now: datetime
+    conversation_id: int,
+    *,
+    sid: str | None,
+    body: str,
+    media_urls: list[str],
+    reply: str,
+    now: datetime,
+    simulated: bool = False,
 ) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"""INSERT INTO {Message._meta.db_table}
-                (conversation_id, direction, sid, body, media_urls, reply, status, error, created_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, '', %s)""",
+                (conversation_id, direction, sid, body, media_urls, reply, status, error, simulated, created_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, '', %s, %s)""",
             [
                 conversation_id,
                 Message.Direction.INBOUND.value,
@@ -129,6 +136,7 @@ def insert_inbound(
                 connection.ops.adapt_json_value(media_urls, None),
                 reply,
                 "received",
+                simulated,
                 _datetime(now),
             ],
         )
