@@ -1,15 +1,29 @@
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.contrib.sessions.models import Session
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Exists, Subquery, Value
 from phonenumber_field.modelfields import PhoneNumberField
 
+# Control characters (XML 1.0 forbids most of them) and the two non-characters: a name is
+# echoed in TwiML replies, which Twilio rejects when they are not well-formed XML.
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ufffe\uffff]")
+
+
+def validate_printable(value: str) -> None:
+    if UNPRINTABLE.search(value):
+        raise ValidationError(
+            "Remove the control characters (tabs, line breaks, escapes).", code="unprintable"
+        )
+
 
 class Caller(models.Model):
     phone_number = PhoneNumberField(unique=True, help_text="Stored in E.164, e.g. +14155552222.")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validate_printable])
     blocked = models.BooleanField(
         default=False, help_text="A blocked caller's texts are recorded but not answered."
     )
@@ -133,6 +147,7 @@ class Message(models.Model):
     objects = MessageQuerySet.as_manager()
 
     class Meta:
+        permissions = [("use_simulator", "Can text the app from the SMS simulator")]
         indexes = [
             models.Index(fields=["conversation", "created_at"], name="message_history"),
             models.Index(fields=["created_at"], name="message_created_at"),
