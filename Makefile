@@ -2,6 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Django's own session store tests, from the source release of the Django we pin: our
+# store must keep the contract they check (tests/test_session_store_contract.py).
+DJANGO_VERSION := $(shell sed -n 's/^Django==//p' requirements.txt)
+DJANGO_TESTS := $(VENV)/django-tests-$(DJANGO_VERSION)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -11,7 +15,7 @@ run: $(VENV)/.runtime .env
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: $(VENV)/.dev .env
+test: $(VENV)/.dev $(DJANGO_TESTS) .env
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev
@@ -30,6 +34,13 @@ serve: $(VENV)/.runtime .env
 
 bench: $(VENV)/.dev .env
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+$(DJANGO_TESTS): | $(BIN)/python
+	rm -rf $@.tmp && mkdir -p $@.tmp
+	$(BIN)/python -m pip download -q --no-deps --no-binary :all: -d $@.tmp Django==$(DJANGO_VERSION)
+	tar -xzf $@.tmp/django-$(DJANGO_VERSION).tar.gz -C $@.tmp --strip-components=2 \
+		django-$(DJANGO_VERSION)/tests/sessions_tests django-$(DJANGO_VERSION)/tests/cache
+	rm $@.tmp/*.tar.gz && mv $@.tmp $@
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

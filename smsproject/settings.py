@@ -90,8 +90,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # with Redis, reads of a session are served from the cache (cached_db), writes go to both.
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    # A cache that does not answer must cost a request no more than this: the database
+    # holds the truth, and the sessions engine below falls back to it.
+    _redis_timeout = env.float("REDIS_TIMEOUT", default=0.25)
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": _redis_timeout, "socket_timeout": _redis_timeout},
+        }
+    }
+    # cached_db, except that a cache error never fails a request (conversations/sessions.py).
+    SESSION_ENGINE = "conversations.sessions"
 else:
     SESSION_ENGINE = "django.contrib.sessions.backends.db"
 

@@ -1,0 +1,48 @@
+"""Django's own tests of a cached_db session store, run against ours.
+
+`make test` fetches them from the source release of the pinned Django (tests/sessions_tests
+and the failing cache of tests/cache) into the virtualenv; the cases that apply to a cached_db
+store run here unchanged, with our store as the backend.
+"""
+
+import sys
+import unittest
+from pathlib import Path
+
+import django
+from django.conf import settings
+from django.test import TransactionTestCase, override_settings
+
+from conversations.sessions import PairSessionStore, SessionStore
+
+DJANGO_TESTS = Path(sys.prefix) / f"django-tests-{django.__version__}"
+
+if not (DJANGO_TESTS / "sessions_tests").is_dir():
+    raise unittest.SkipTest(f"Django's tests are not in {DJANGO_TESTS}; `make test` fetches them.")
+
+sys.path.insert(0, str(DJANGO_TESTS))
+# Their module defines a custom Session model too, which needs its app installed to import.
+with override_settings(INSTALLED_APPS=[*settings.INSTALLED_APPS, "sessions_tests"]):
+    import sessions_tests.tests as django_sessions
+
+
+class ProjectSessionStoreContractTests(django_sessions.CacheDBSessionTests):
+    backend = SessionStore
+
+
+# A pair's store copies to the cache once the text commits: outside a test transaction, so
+# that the copy is made when Django's cases look for it. Its session lasts CONVERSATION_TIMEOUT.
+@override_settings(SESSION_ENGINE="conversations.sessions", SESSION_COOKIE_AGE=settings.CONVERSATION_TIMEOUT)
+class PairSessionStoreContractTests(django_sessions.SessionTestsMixin, TransactionTestCase):
+    backend = PairSessionStore
+
+    locals().update(
+        (name, case)
+        for name, case in vars(django_sessions.CacheDBSessionTests).items()
+        if name.startswith("test_")
+    )
+
+
+@override_settings(SESSION_ENGINE="conversations.sessions")
+class SessionMiddlewareContractTests(django_sessions.SessionMiddlewareTests):
+    pass
