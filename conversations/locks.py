@@ -1,20 +1,36 @@
-"""One writer at a time on SQLite, handed over without sleeping.
+"""One writer at a time on SQLite, and every wait for a lock bounded by the text's deadline.
 
 SQLite serializes writers itself, but a writer that finds the database locked polls it,
-sleeping 1, 2, 5, 10… ms between tries, so waiting processes idle while the lock is free.
-A blocking flock() on a file beside the database wakes the next writer as soon as the
-current one releases it. PostgreSQL needs none of this: its row locks wake waiters at once.
+sleeping up to 100 ms between tries, so waiting processes idle while the lock is free. An
+flock() on a file beside the database hands it over within a millisecond. PostgreSQL needs
+none of this: its row locks wake waiters at once.
+
+A text has one deadline (WEBHOOK_DEADLINE, below Twilio's 15 s): the file lock, SQLite's busy
+timeout and PostgreSQL's lock_timeout all wait at most until then, so a text is either
+committed in time or rolled back and answered 503.
 """
 
+from __future__ import annotations
+
 import fcntl
+import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 # flock() locks belong to an open file, so each thread needs its own to exclude the others.
 _files = threading.local()
+# Waits are tightened only when less than this is left of the connection's own timeout: a
+# fresh text runs no extra statement.
+SLACK = 0.05
+
+
+class DeadlinePassed(Exception):
+    """The text could not be committed before its deadline; nothing of it was."""
 
 
 def _lock_file(path: str) -> int:
@@ -24,15 +40,89 @@ def _lock_file(path: str) -> int:
     return files[path].fileno()  # type: ignore[attr-defined]
 
 
+def _flock(fd: int, deadline: float | None) -> None:
+    if deadline is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    pause = 0.0001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DeadlinePassed("the database's writer lock was held past the deadline") from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.002)
+
+
 @contextmanager
-def writer_lock(using: str = "default") -> Iterator[None]:
+def writer_lock(using: str = "default", deadline: float | None = None) -> Iterator[None]:
     connection = connections[using]
     if connection.vendor != "sqlite" or connection.is_in_memory_db():
         yield
         return
     fd = _lock_file(f"{connection.settings_dict['NAME']}.lock")
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    _flock(fd, deadline)
     try:
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+@contextmanager
+def sqlite_waits_until(deadline: float | None, using: str = "default") -> Iterator[None]:
+    """SQLite's busy wait for the write lock ends by the deadline; enter before BEGIN.
+
+    The connection's busy timeout (WEBHOOK_DEADLINE) already bounds a text that gets here at
+    once; only one that spent its budget waiting for the file lock needs less, so a text
+    that did not wait runs nothing extra.
+    """
+    connection = connections[using]
+    left = _left(deadline)
+    configured = connection.settings_dict.get("OPTIONS", {}).get("timeout", 5.0)  # Python's default.
+    if connection.vendor != "sqlite" or left is None or left >= configured - SLACK:
+        yield
+        return
+    connection.ensure_connection()
+    # On the driver's connection: a pragma without I/O, not a query of the text's.
+    connection.connection.execute(f"PRAGMA busy_timeout = {int(left * 1000)}")
+    try:
+        yield
+    finally:
+        if connection.connection is not None:
+            connection.connection.execute(f"PRAGMA busy_timeout = {int(configured * 1000)}")
+
+
+def postgres_waits_until(deadline: float | None, using: str = "default") -> None:
+    """PostgreSQL's lock and statement waits end by the deadline; call inside the transaction.
+
+    The connection's lock_timeout (WEBHOOK_DEADLINE) already bounds a text that gets here
+    at once, so only a late one runs this statement.
+    """
+    connection = connections[using]
+    left = _left(deadline)
+    if connection.vendor != "postgresql" or left is None or left >= _lock_timeout(connection) - SLACK:
+        return
+    timeout = f"{max(int(left * 1000), 1)}ms"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+            [timeout, timeout],
+        )
+
+
+def _lock_timeout(connection: BaseDatabaseWrapper) -> float:
+    """The connection's own lock_timeout, in seconds (settings.py sets it); none is forever."""
+    match = re.search(r"lock_timeout=(\d+)", connection.settings_dict.get("OPTIONS", {}).get("options", ""))
+    return int(match.group(1)) / 1000 if match else float("inf")
+
+
+def _left(deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise DeadlinePassed("the deadline passed before the transaction began")
+    return left

@@ -29,13 +29,13 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.sessions.models import Session
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.utils import timezone
 from twilio.twiml.messaging_response import MessagingResponse
 
 from conversations import pair_sql
-from conversations.locks import writer_lock
+from conversations.locks import DeadlinePassed, postgres_waits_until, sqlite_waits_until, writer_lock
 from conversations.models import Conversation, Message
 from conversations.pair_sql import LockedPair
 from conversations.phone import e164_or_none, mask
@@ -132,20 +132,34 @@ class Turn:
     cookie: str = "missing"
 
 
-def in_pair_transaction(work: Callable[[], T]) -> T:
-    """Run work that locks pairs in a transaction, again if another text got there first."""
+def in_pair_transaction(work: Callable[[], T], *, deadline: float | None = None) -> T:
+    """Run work that locks pairs in a transaction, again if another text got there first.
+
+    With a deadline (time.monotonic()), every lock wait ends by it, and work that finishes
+    after it is rolled back: DeadlinePassed, and nothing committed.
+    """
     for attempt in range(ATTEMPTS):
         try:
-            with writer_lock(), transaction.atomic():
-                return work()
+            with writer_lock(deadline=deadline), sqlite_waits_until(deadline), transaction.atomic():
+                postgres_waits_until(deadline)
+                result = work()
+                if deadline is not None and time.monotonic() > deadline:
+                    raise DeadlinePassed("the text was ready only after its deadline")
+                return result
         except IntegrityError:
             if attempt == ATTEMPTS - 1:
                 raise
+        except DatabaseError:
+            # A connection that failed (read-only, lost, locked out) is not reused: the
+            # next text opens a fresh one, so the app heals once the database does.
+            if not connection.in_atomic_block:
+                connection.close()
+            raise
     raise AssertionError("unreachable")
 
 
-def receive(request: HttpRequest, text: InboundText, handler: Handler) -> Turn:
-    return in_pair_transaction(partial(_receive_locked, request, text, handler))
+def receive(request: HttpRequest, text: InboundText, handler: Handler, deadline: float) -> Turn:
+    return in_pair_transaction(partial(_receive_locked, request, text, handler), deadline=deadline)
 
 
 def _receive_locked(request: HttpRequest, text: InboundText, handler: Handler) -> Turn:
@@ -300,11 +314,14 @@ def conversation(handler: Handler) -> Callable[[HttpRequest], HttpResponse]:
     @wraps(handler)
     def view(request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
+        deadline = time.monotonic() + settings.WEBHOOK_DEADLINE
         try:
             text = InboundText.from_params(_params(request))
-            turn = receive(request, text, handler)
+            turn = receive(request, text, handler, deadline)
         except BadText as error:
             return HttpResponseBadRequest(str(error))
+        except (DeadlinePassed, DatabaseError) as error:
+            return _unavailable(text, error, started)
         turn.cookie = _cookie_state(request, turn.session_key)
         response = twiml(turn.reply)
         if turn.session_key:
@@ -322,6 +339,25 @@ def conversation(handler: Handler) -> Callable[[HttpRequest], HttpResponse]:
         return response
 
     return view
+
+
+def _unavailable(text: InboundText, error: Exception, started: float) -> HttpResponse:
+    """503: nothing of the text was committed, and Twilio may deliver it again."""
+    late = isinstance(error, DeadlinePassed) or _is_lock_timeout(error)
+    if late:
+        _log(text, Turn("deadline"), started)
+    else:
+        logger.exception("sms sid=%s from=%s: database error", text.sid or "-", mask(text.sender))
+        _log(text, Turn("database_error"), started)
+    response = HttpResponse("Try again shortly.\n", status=503, content_type="text/plain")
+    response["Retry-After"] = "1" if late else "5"
+    return response
+
+
+def _is_lock_timeout(error: Exception) -> bool:
+    # PostgreSQL's lock_timeout (55P03) and SQLite's busy timeout: waits, not faults.
+    cause = error.__cause__
+    return getattr(cause, "sqlstate", None) == "55P03" or "database is locked" in str(error)
 
 
 def _params(request: HttpRequest) -> QueryDict:

@@ -61,6 +61,9 @@ TEMPLATES = [
 ]
 
 # Database
+# One deadline per text, below Twilio's 15 s and gunicorn's timeout: every wait for a lock
+# ends by it, and a text not committed by then is rolled back and answered 503.
+WEBHOOK_DEADLINE = min(env.float("WEBHOOK_DEADLINE", default=10.0), 14.0)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 # Keep connections between requests: opening one costs more than a whole text, and on
 # SQLite the last connection to close checkpoints the WAL, with an fsync, every time.
@@ -74,8 +77,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # WAL lets the admin read while the webhook writes; NORMAL syncs at checkpoints,
         # which in WAL mode still never corrupts the database.
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        "timeout": 20,
+        "timeout": WEBHOOK_DEADLINE,
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # No lock wait outlives a text's deadline; statements of a late text get less (locks.py).
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c lock_timeout={int(WEBHOOK_DEADLINE * 1000)}"
+    )
 # Tests get a database of their own per run, so that two suites can run side by side. On
 # SQLite it is a real file (not the in-memory default): the gunicorn processes started by
 # the concurrency tests share it, in WAL mode like production.

@@ -1,8 +1,13 @@
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.contrib.sessions.models import Session
-from django.test import override_settings
+from django.db import connection, connections
+from django.test import TransactionTestCase, override_settings
 
 from conversations.models import Conversation, Message
-from tests.twilio import TwilioTestCase, reply_of
+from tests.twilio import TOKEN, Twilio, TwilioTestCase, reply_of
 
 
 @override_settings(ROOT_URLCONF="tests.urls", TWILIO_REQUIRE_SIGNATURE=False)
@@ -40,3 +45,61 @@ class ConversationHandlerTestCase(TwilioTestCase):
         self.assertEqual(Message.objects.count(), 1)
         self.assertEqual(Conversation.objects.get().window_count, 1)
         self.assertNotIn("half", Session.objects.get().get_decoded())
+
+
+@override_settings(ROOT_URLCONF="tests.urls", WEBHOOK_DEADLINE=0.5)
+class DeadlineTestCase(TwilioTestCase):
+    def test_it_rolls_back_a_text_not_ready_by_its_deadline(self) -> None:
+        self.twilio.text("0", path="/slow/")
+
+        response = self.twilio.text("0.8", path="/slow/")
+
+        self.assertEqual(response.status_code, 503)
+        self.assertEqual(response["Retry-After"], "1")
+        self.assertEqual(Message.objects.count(), 1)
+        self.assertEqual(Conversation.objects.get().window_count, 1)
+
+    def test_it_answers_a_text_ready_in_time(self) -> None:
+        response = self.twilio.text("0.1", path="/slow/")
+
+        self.assertEqual(reply_of(response), "Done.")
+
+
+@override_settings(WEBHOOK_DEADLINE=0.5)
+class DeadlineUnderLocksTestCase(TransactionTestCase):
+    """Another connection holds the lock a text needs, past the text's deadline."""
+
+    def setUp(self) -> None:
+        self.enterContext(override_settings(TWILIO_AUTH_TOKEN=TOKEN, TWILIO_REQUIRE_SIGNATURE=True))
+        self.twilio = Twilio()
+        self.twilio.text("first")
+
+    def test_it_answers_503_and_records_nothing_while_the_database_is_locked(self) -> None:
+        with self.lock_held():
+            response = self.twilio.text("second")
+
+        self.assertEqual(response.status_code, 503)
+        self.assertEqual(Message.objects.count(), 1)
+        self.assertEqual(reply_of(self.twilio.text("third")), "Friend has messaged +15005550006 2 times.")
+
+    @contextmanager
+    def lock_held(self) -> Iterator[None]:
+        if connection.vendor == "sqlite":
+            # A backup or a `sqlite3` shell: the database's write lock, outside our file lock.
+            other = sqlite3.connect(connection.settings_dict["NAME"])
+            other.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            finally:
+                other.rollback()
+                other.close()
+        else:
+            other = connections.create_connection("default")
+            try:
+                with other.cursor() as cursor:
+                    other.set_autocommit(False)
+                    cursor.execute("SELECT 1 FROM conversations_conversation FOR UPDATE")
+                    yield
+            finally:
+                other.rollback()
+                other.close()

@@ -1,5 +1,7 @@
 """Small apps on the conversation machinery, to test it apart from the counter bot."""
 
+import time
+
 from django.http import HttpRequest
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -28,4 +30,12 @@ def broken(request: HttpRequest) -> str:
     raise RuntimeError("the handler failed")
 
 
-urlpatterns = [path("echo/", echo), path("silent/", silent), path("broken/", broken)]
+@csrf_exempt
+@conversation
+def slow(request: HttpRequest) -> str:
+    time.sleep(float(request.sms.body))  # A handler that takes as long as the text says.
+    request.session["slept"] = True
+    return "Done."
+
+
+urlpatterns = [path("echo/", echo), path("silent/", silent), path("broken/", broken), path("slow/", slow)]
