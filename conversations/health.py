@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connection
+
+from conversations.locks import DeadlinePassed, writer_lock
 
 logger = logging.getLogger(__name__)
 
@@ -31,18 +34,23 @@ def _sqlite_state() -> str:
     connection.ensure_connection()
     raw = connection.connection
     configured = connection.settings_dict.get("OPTIONS", {}).get("timeout", 5.0)
-    raw.execute(f"PRAGMA busy_timeout = {int(PROBE_TIMEOUT * 1000)}")
+    deadline = time.monotonic() + PROBE_TIMEOUT
     try:
-        # Take the write lock by writing the header's user_version back unchanged, then roll
-        # back: a connection opened read-only, or a read-only disk, fails here. A savepoint
-        # works inside a transaction too.
-        raw.execute("SAVEPOINT healthz")
-        try:
-            version = raw.execute("PRAGMA user_version").fetchone()[0]
-            raw.execute(f"PRAGMA user_version = {int(version)}")
-        finally:
-            raw.execute("ROLLBACK TO healthz")
-            raw.execute("RELEASE healthz")
+        # In line with the texts (their file lock first), then the write lock itself, by
+        # writing the header's user_version back unchanged and rolling back: a connection
+        # opened read-only, or a read-only disk, fails here. A savepoint works inside a
+        # transaction too.
+        with writer_lock(deadline=deadline):
+            raw.execute(f"PRAGMA busy_timeout = {max(int((deadline - time.monotonic()) * 1000), 1)}")
+            raw.execute("SAVEPOINT healthz")
+            try:
+                version = raw.execute("PRAGMA user_version").fetchone()[0]
+                raw.execute(f"PRAGMA user_version = {int(version)}")
+            finally:
+                raw.execute("ROLLBACK TO healthz")
+                raw.execute("RELEASE healthz")
+    except DeadlinePassed:
+        return "busy"  # Texts held the database all along; none was to be cut in on.
     except Exception as error:  # The driver's own errors: Django does not wrap the raw connection.
         reason = (
             "locked" if "locked" in str(error) else "read-only" if "readonly" in str(error) else "unavailable"

@@ -57,18 +57,32 @@ def _flock(fd: int, deadline: float | None) -> None:
             pause = min(pause * 2, 0.002)
 
 
+class HeldLock:
+    """The writer lock, held until released, at most once."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            self.fd = None
+
+
 @contextmanager
-def writer_lock(using: str = "default", deadline: float | None = None) -> Iterator[None]:
+def writer_lock(using: str = "default", deadline: float | None = None) -> Iterator[HeldLock]:
+    """Hold the database's writer lock (SQLite) for the block, or until released early."""
     connection = connections[using]
     if connection.vendor != "sqlite" or connection.is_in_memory_db():
-        yield
+        yield HeldLock(None)
         return
     fd = _lock_file(f"{connection.settings_dict['NAME']}.lock")
     _flock(fd, deadline)
+    held = HeldLock(fd)
     try:
-        yield
+        yield held
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        held.release()
 
 
 @contextmanager

@@ -140,7 +140,10 @@ def in_pair_transaction(work: Callable[[], T], *, deadline: float | None = None)
     """
     for attempt in range(ATTEMPTS):
         try:
-            with writer_lock(deadline=deadline), sqlite_waits_until(deadline), transaction.atomic():
+            with writer_lock(deadline=deadline) as lock, sqlite_waits_until(deadline), transaction.atomic():
+                # Unlocked first once committed: the rest of the on-commit work (copies to
+                # the cache) may wait on the network, and the next text must not.
+                transaction.on_commit(lock.release)
                 postgres_waits_until(deadline)
                 result = work()
                 if deadline is not None and time.monotonic() > deadline:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -38,8 +39,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class LiveServer(str):
+    """The base URL of a running gunicorn, with a handle on its master process."""
+
+    process: subprocess.Popen[str]
+
+    def reload_workers(self) -> None:
+        """Replace every worker, as a deploy does: new processes, new database connections."""
+        self.process.send_signal(signal.SIGHUP)
+
+
 @contextmanager
-def gunicorn(workers: int = 2, **env: str) -> Iterator[str]:
+def gunicorn(workers: int = 2, **env: str) -> Iterator[LiveServer]:
     """Serve the app with the production gunicorn config; yield its base URL."""
     port = free_port()
     server_env = {
@@ -67,7 +78,8 @@ def gunicorn(workers: int = 2, **env: str) -> Iterator[str]:
     ]
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen(command, cwd=BASE_DIR, env=server_env, stdout=log, stderr=log, text=True)
-        base_url = f"http://127.0.0.1:{port}"
+        base_url = LiveServer(f"http://127.0.0.1:{port}")
+        base_url.process = process
         try:
             _wait_until_up(base_url, process, log)
             yield base_url

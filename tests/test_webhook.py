@@ -1,6 +1,7 @@
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from unittest import mock
 
 from django.contrib.sessions.models import Session
 from django.db import connection, connections
@@ -103,3 +104,21 @@ class DeadlineUnderLocksTestCase(TransactionTestCase):
             finally:
                 other.rollback()
                 other.close()
+
+
+class InDoubtTestCase(TwilioTestCase):
+    def test_it_gives_a_text_committed_but_never_answered_its_reply_when_twilio_delivers_it_again(
+        self,
+    ) -> None:
+        self.twilio.text("one")
+        self.twilio.client.raise_request_exception = False
+        # The worker dies between the commit and the answer: Twilio sees no 200.
+        with mock.patch("conversations.webhook.twiml", side_effect=SystemError("worker killed")):
+            lost = self.twilio.text("two", sid="SM" + "a" * 32)
+
+        again = self.twilio.text("two", sid="SM" + "a" * 32)
+
+        self.assertEqual(lost.status_code, 500)
+        self.assertEqual(reply_of(again), "Friend has messaged +15005550006 2 times.")
+        self.assertEqual(Conversation.objects.get().window_count, 2)
+        self.assertEqual(Message.objects.count(), 2)
