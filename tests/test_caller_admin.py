@@ -30,6 +30,32 @@ class CallerAdminTestCase(TestCase):
                 response = self.client.get("/admin/conversations/caller/", {"q": query})
                 self.assertEqual(list(response.context["cl"].result_list), [self.kylo])
 
+    def test_it_searches_names_regardless_of_case_and_accents(self) -> None:
+        chloe = Caller.objects.create(phone_number="+14155554444", name="Chloé Zoë")
+
+        for query in ("chloe", "CHLOÉ", "zoe", "Chloé Zoë"):
+            with self.subTest(query=query):
+                response = self.client.get("/admin/conversations/caller/", {"q": query})
+                self.assertEqual(list(response.context["cl"].result_list), [chloe])
+
+    def test_it_keeps_the_folded_name_when_a_name_is_edited(self) -> None:
+        self.client.post(
+            f"/admin/conversations/caller/{self.rey.pk}/change/",
+            {"phone_number": "+14155552222", "name": "Rey Ñandú", "blocked": ""},
+        )
+
+        self.rey.refresh_from_db()
+        self.assertEqual(self.rey.name_search, "rey nandu")
+
+    def test_it_links_each_caller_to_their_conversations(self) -> None:
+        response = self.client.get("/admin/conversations/caller/")
+
+        self.assertContains(
+            response,
+            '<a href="/admin/conversations/conversation/?sender__in=%2B14155552222%2Cwhatsapp%3A%2B14155552222">'
+            "Conversations</a>",
+        )
+
     def test_it_filters_by_blocked(self) -> None:
         response = self.client.get("/admin/conversations/caller/", {"blocked__exact": "1"})
 
