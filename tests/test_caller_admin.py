@@ -1,7 +1,8 @@
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import User
-from django.test import TestCase
+from django.test import TestCase, override_settings
 
-from conversations.models import Caller
+from conversations.models import Caller, Message
 from tests.twilio import SENDER, Twilio, reply_of
 
 
@@ -101,3 +102,24 @@ class CallerAdminTestCase(TestCase):
         )
 
         self.assertEqual(reply_of(twilio.text()), "Rose Tico has messaged +15005550006 2 times.")
+
+    @override_settings(SMS_BACKEND="console")
+    def test_it_sends_a_text_to_selected_callers_as_the_staff_member(self) -> None:
+        response = self.client.post(
+            "/admin/conversations/caller/",
+            {
+                "action": "send_text",
+                "_selected_action": [self.rey.pk],
+                "send": "1",
+                "our_number": "+15005550006",
+                "body": "Your table is ready",
+            },
+        )
+
+        self.assertEqual(response.status_code, 302)
+        message = Message.objects.get()
+        self.assertEqual(
+            (message.body, message.sent_by, message.status), ("Your table is ready", self.staff, "sent")
+        )
+        entry = LogEntry.objects.get(object_id=str(message.conversation_id))
+        self.assertEqual(entry.get_change_message(), "Sent a text")
