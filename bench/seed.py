@@ -164,7 +164,7 @@ def caller_rows(plan: Plan, stamp: Stamp) -> Iterator[Row]:
     for i, number in enumerate(plan.numbers[:CALLERS]):
         name = f"{FIRST_NAMES[i % len(FIRST_NAMES)]} {chr(65 + i % 26)}."
         created = stamp(plan.starts[i % CONVERSATIONS] - DAY)
-        yield number, name, i % 100 == 0, created, created  # 1% blocked
+        yield number, name, name.lower(), i % 100 == 0, created, created  # 1% blocked
 
 
 def conversation_rows(plan: Plan, stamp: Stamp) -> Iterator[Row]:
@@ -217,7 +217,7 @@ def tables(plan: Plan, stamp: Stamp) -> list[Table]:
     return [
         _with_defaults(
             Caller,
-            ("phone_number", "name", "blocked", "created_at", "updated_at"),
+            ("phone_number", "name", "name_search", "blocked", "created_at", "updated_at"),
             lambda: caller_rows(plan, stamp),
             CALLERS,
         ),

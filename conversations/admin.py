@@ -1,21 +1,37 @@
 from __future__ import annotations
 
 import io
+import secrets
+from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db.models import OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Replace
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 from phonenumber_field.phonenumber import to_python
 
-from conversations.caller_csv import CallerCsvError, callers_import, read_callers, write_callers
-from conversations.models import Caller, Conversation, Message
+from conversations.caller_csv import (
+    CallerCsvError,
+    CallerRow,
+    ImportPlan,
+    callers_import,
+    import_plan,
+    read_callers,
+    write_callers,
+)
+from conversations.models import Caller, Conversation, Message, search_key
 from conversations.outbound import SendError, message_send
 from conversations.phone import digits_of, e164_or_none
 from conversations.webhook import conversation_end
@@ -23,6 +39,21 @@ from conversations.webhook import conversation_end
 admin.site.site_header = "SMS Conversations"
 admin.site.site_title = "SMS Conversations"
 admin.site.index_title = "Callers, conversations and messages"
+
+# Texts per page of a conversation's thread: 2,000 texts on one page made it 3.5 MB.
+THREAD_PAGE_SIZE = 50
+# How many created and changed callers an import preview lists by name (all are counted).
+PREVIEW_ROWS = 200
+# Where a previewed import waits in the staff user's session for its Confirm.
+PENDING_IMPORT = "caller_import"
+
+
+def callers(count: int) -> str:
+    return f"{count} caller{'' if count == 1 else 's'}"
+
+
+def texts(count: int) -> str:
+    return f"{count} text{'' if count == 1 else 's'}"
 
 
 class SendTextForm(forms.Form):
@@ -66,13 +97,22 @@ def send_texts(
     for our_number, their_number in pairs:
         our_number = form.cleaned_data.get("our_number") or our_number
         try:
-            message_send(our_number=our_number, their_number=their_number, body=form.cleaned_data["body"])
+            text_send(modeladmin, request, our_number, their_number, form.cleaned_data["body"])
             sent += 1
         except SendError as error:
             modeladmin.message_user(request, f"{their_number}: {error}", messages.ERROR)
     if sent:
-        modeladmin.message_user(request, f"Sent {sent} text{'s' if sent != 1 else ''}.", messages.SUCCESS)
+        modeladmin.message_user(request, f"Sent {texts(sent)}.", messages.SUCCESS)
     return None
+
+
+def text_send(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, our_number: str, their_number: str, body: str
+) -> Message:
+    """Send one text as the staff user, and note it in the conversation's admin history."""
+    message = message_send(our_number=our_number, their_number=their_number, body=body, sent_by=request.user)
+    modeladmin.log_change(request, message.conversation, "Sent a text")
+    return message
 
 
 def _number_search(search: str) -> str:
@@ -85,15 +125,48 @@ def _number_search(search: str) -> str:
 
 
 class CallerImportForm(forms.Form):
-    file = forms.FileField(help_text="CSV, UTF-8, with the columns phone_number, name and blocked (yes/no).")
+    file = forms.FileField()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["file"].help_text = (
+            "CSV, UTF-8, at most "
+            f"{filesizeformat(settings.CALLER_IMPORT_MAX_BYTES)}, with a phone_number column and "
+            "optionally name and blocked (yes/no)."
+        )
+
+    def clean_file(self) -> Any:
+        file = self.cleaned_data["file"]
+        # Refused before a byte is read: the upload's size is known from the request.
+        if file.size > settings.CALLER_IMPORT_MAX_BYTES:
+            raise forms.ValidationError(
+                f"The file is larger than {filesizeformat(settings.CALLER_IMPORT_MAX_BYTES)}; "
+                "split it into smaller files."
+            )
+        return file
+
+
+def _changes(changes: dict[str, tuple[Any, Any]]) -> str:
+    """ "name: Rey → Rey Skywalker; blocked: yes → no", for the import preview."""
+
+    def shown(value: Any) -> str:
+        return ("yes" if value else "no") if isinstance(value, bool) else str(value)
+
+    return "; ".join(f"{name}: {shown(now)} → {shown(after)}" for name, (now, after) in changes.items())
+
+
+def conversations_url(number: str) -> str:
+    """The Conversations list narrowed to a number's pairs, SMS and WhatsApp."""
+    senders = ",".join((number, f"whatsapp:{number}"))
+    return reverse("admin:conversations_conversation_changelist") + "?" + urlencode({"sender__in": senders})
 
 
 @admin.register(Caller)
 class CallerAdmin(admin.ModelAdmin):
-    list_display = ("phone_number", "name", "blocked", "updated_at")
+    list_display = ("phone_number", "name", "blocked", "updated_at", "conversations")
     list_filter = ("blocked", "created_at")
     search_fields = ("name", "phone_number")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("conversations", "created_at", "updated_at")
     actions = ("export_csv", "send_text")
     change_list_template = "admin/conversations/caller/change_list.html"
 
@@ -103,7 +176,14 @@ class CallerAdmin(admin.ModelAdmin):
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if search_term:
             queryset |= self.model.objects.filter(phone_number__contains=_number_search(search_term))
+            queryset |= self.model.objects.filter(name_search__contains=search_key(search_term))
         return queryset, may_have_duplicates
+
+    @admin.display(description="Conversations")
+    def conversations(self, caller: Caller) -> str:
+        if caller.pk is None:
+            return "—"
+        return format_html('<a href="{}">Conversations</a>', conversations_url(str(caller.phone_number)))
 
     def get_urls(self) -> list[URLPattern]:
         own = [
@@ -115,26 +195,68 @@ class CallerAdmin(admin.ModelAdmin):
     def import_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_add_permission(request) or not self.has_change_permission(request):
             return HttpResponse("You may not import callers.", status=403)
+        if "confirm" in request.POST:
+            return self._import_confirm(request)
         form = CallerImportForm(request.POST or None, request.FILES or None)
         problems: list[str] = []
         if form.is_valid():
             try:
-                created, updated = callers_import(read_callers(form.cleaned_data["file"]))
+                rows = read_callers(form.cleaned_data["file"])
+                plan = import_plan(rows)
             except CallerCsvError as error:
                 problems = error.problems
             else:
-                self.message_user(
-                    request, f"Imported {created + updated} callers: {created} new, {updated} updated."
-                )
-                return HttpResponseRedirect(reverse("admin:conversations_caller_changelist"))
+                return self._import_preview(request, rows, plan)
         context = {
             **self.admin_site.each_context(request),
             "title": "Import callers",
             "form": form,
             "problems": problems,
+            "max_bytes": settings.CALLER_IMPORT_MAX_BYTES,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/conversations/caller/import.html", context)
+
+    def _import_preview(self, request: HttpRequest, rows: list[CallerRow], plan: ImportPlan) -> HttpResponse:
+        # The rows wait in the staff user's session, so that Confirm applies exactly what was
+        # previewed, without the file being sent (or read) again.
+        token = secrets.token_urlsafe(16)
+        request.session[PENDING_IMPORT] = {"token": token, "rows": [row.as_list() for row in rows]}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import callers: preview",
+            "plan": plan,
+            "created": plan.created[:PREVIEW_ROWS],
+            "updated": [(row, _changes(changes)) for row, changes in plan.updated[:PREVIEW_ROWS]],
+            "created_more": max(len(plan.created) - PREVIEW_ROWS, 0),
+            "updated_more": max(len(plan.updated) - PREVIEW_ROWS, 0),
+            "created_label": callers(len(plan.created)),
+            "updated_label": callers(len(plan.updated)),
+            "unchanged_label": callers(plan.unchanged),
+            "token": token,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/conversations/caller/import_preview.html", context)
+
+    def _import_confirm(self, request: HttpRequest) -> HttpResponse:
+        pending = request.session.get(PENDING_IMPORT) or {}
+        if not secrets.compare_digest(str(pending.get("token", "")), request.POST.get("token", "")):
+            self.message_user(
+                request, "That preview is no longer pending; upload the file again.", messages.ERROR
+            )
+            return HttpResponseRedirect(reverse("admin:conversations_caller_import"))
+        del request.session[PENDING_IMPORT]
+        try:
+            plan = callers_import([CallerRow.from_list(values) for values in pending["rows"]])
+        except CallerCsvError as error:
+            self.message_user(request, " ".join(error.problems), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:conversations_caller_import"))
+        changed = len(plan.created) + len(plan.updated)
+        summary = f"Imported {callers(changed)}: {len(plan.created)} new, {len(plan.updated)} updated"
+        if plan.unchanged:
+            summary += f"; {callers(plan.unchanged)} already up to date"
+        self.message_user(request, summary + ".", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:conversations_caller_changelist"))
 
     def export_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
@@ -159,27 +281,6 @@ class CallerAdmin(admin.ModelAdmin):
     def send_text(self, request: HttpRequest, queryset: QuerySet[Caller]) -> HttpResponse | None:
         pairs = [("", str(caller.phone_number)) for caller in queryset]
         return send_texts(self, request, SendFromForm, pairs)
-
-
-class MessageInline(admin.TabularInline):
-    model = Message
-    fields = ("created_at", "direction", "body", "media_links", "reply", "status", "error", "sid")
-    readonly_fields = fields
-    ordering = ("created_at", "pk")
-    extra = 0
-    can_delete = False
-    verbose_name_plural = "History"
-
-    def has_add_permission(self, request: HttpRequest, obj: Conversation | None = None) -> bool:
-        return False
-
-    @admin.display(description="Media")
-    def media_links(self, message: Message) -> str:
-        return format_html_join(
-            " ",
-            '<a href="{}" target="_blank" rel="noopener">media {}</a>',
-            ((url, number) for number, url in enumerate(message.media_urls, start=1)),
-        )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -223,7 +324,6 @@ class ConversationAdmin(ReadOnlyAdmin):
         "opted_out",
     )
     fields = readonly_fields
-    inlines = (MessageInline,)
     actions = ("end_conversation", "send_text")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
@@ -232,12 +332,92 @@ class ConversationAdmin(ReadOnlyAdmin):
         names = Caller.objects.filter(phone_number=number).order_by().values("name")[:1]
         return super().get_queryset(request).annotate(caller=Subquery(names))
 
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "<path:object_id>/send/",
+                self.admin_site.admin_view(require_POST(self.send_view)),
+                name="conversations_conversation_send",
+            ),
+            path(
+                "<path:object_id>/end/",
+                self.admin_site.admin_view(require_POST(self.end_view)),
+                name="conversations_conversation_end",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        conversation = self.get_object(request, unquote(object_id))
+        if conversation is None:
+            return super().change_view(request, object_id, form_url, extra_context)
+        thread = conversation.messages.select_related("sent_by").order_by("-created_at", "-pk")
+        number = e164_or_none(conversation.sender)
+        caller = Caller.objects.filter(phone_number=number).first() if number else None
+        context = {
+            "thread": Paginator(thread, THREAD_PAGE_SIZE).get_page(request.GET.get("page")),
+            "messages_url": reverse("admin:conversations_message_changelist")
+            + "?"
+            + urlencode({"conversation__id__exact": conversation.pk}),
+            "caller": caller,
+            "add_caller_url": (
+                reverse("admin:conversations_caller_add") + "?" + urlencode({"phone_number": number})
+                if number and caller is None
+                else None
+            ),
+            "can_act": self.has_send_permission(request),
+            "send_form": SendTextForm(),
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, context)
+
+    def _acted_on(self, request: HttpRequest, object_id: str) -> Conversation:
+        # The records stay read-only; texting a pair or ending its window is staff work that
+        # needs the change permission, as the list actions do.
+        if not self.has_send_permission(request):
+            raise PermissionDenied
+        conversation = self.get_object(request, unquote(object_id))
+        if conversation is None:
+            raise Http404("No such conversation.")
+        return conversation
+
+    def _back_to(self, conversation: Conversation) -> HttpResponseRedirect:
+        return HttpResponseRedirect(
+            reverse("admin:conversations_conversation_change", args=[conversation.pk])
+        )
+
+    def send_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        conversation = self._acted_on(request, object_id)
+        form = SendTextForm(request.POST)
+        if not form.is_valid():
+            for errors in form.errors.values():
+                self.message_user(request, f"Not sent: {' '.join(errors)}", messages.ERROR)
+            return self._back_to(conversation)
+        try:
+            text_send(self, request, conversation.recipient, conversation.sender, form.cleaned_data["body"])
+        except SendError as error:
+            self.message_user(request, f"Not sent: {error}", messages.ERROR)
+        else:
+            self.message_user(request, f"Sent the text to {conversation.sender}.", messages.SUCCESS)
+        return self._back_to(conversation)
+
+    def end_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        conversation = self._acted_on(request, object_id)
+        conversation_end(conversation)
+        self.log_change(request, conversation, "Ended the conversation")
+        self.message_user(request, "Ended the conversation: the next text starts at 1.", messages.SUCCESS)
+        return self._back_to(conversation)
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Conversation], search_term: str
     ) -> tuple[QuerySet[Conversation], bool]:
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if search_term:
-            named = Caller.objects.filter(name__icontains=search_term).values("phone_number")
+            named = Caller.objects.filter(name_search__contains=search_key(search_term)).values(
+                "phone_number"
+            )
             queryset |= self.get_queryset(request).filter(sender__in=named)
             queryset |= self.get_queryset(request).filter(sender__contains=_number_search(search_term))
         return queryset, may_have_duplicates
@@ -264,7 +444,11 @@ class ConversationAdmin(ReadOnlyAdmin):
     def end_conversation(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
         for conversation in queryset:
             conversation_end(conversation)
-        self.message_user(request, f"Ended {len(queryset)} conversation(s).", messages.SUCCESS)
+            self.log_change(request, conversation, "Ended the conversation")
+        ended = len(queryset)
+        self.message_user(
+            request, f"Ended {ended} conversation{'' if ended == 1 else 's'}.", messages.SUCCESS
+        )
 
     @admin.action(description="Send a text", permissions=["send"])
     def send_text(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> HttpResponse | None:
@@ -292,6 +476,21 @@ class MessageAdmin(ReadOnlyAdmin):
         "error",
     )
     readonly_fields = fields
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Message], search_term: str
+    ) -> tuple[QuerySet[Message], bool]:
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term:
+            # Numbers however staff write them, and the sender's Caller name in any case or accents.
+            named = Caller.objects.filter(name_search__contains=search_key(search_term)).values(
+                "phone_number"
+            )
+            queryset |= self.get_queryset(request).filter(conversation__sender__in=named)
+            queryset |= self.get_queryset(request).filter(
+                conversation__sender__contains=_number_search(search_term)
+            )
+        return queryset, may_have_duplicates
 
     @admin.display(description="Body")
     def body_start(self, message: Message) -> str:

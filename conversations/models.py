@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from django.conf import settings
 from django.contrib.sessions.models import Session
@@ -21,9 +22,18 @@ def validate_printable(value: str) -> None:
         )
 
 
+def search_key(text: str) -> str:
+    """Text folded for searching: any case, accents dropped ("Chloé" and "CHLOE" -> "chloe").
+    Done in Python so that SQLite and PostgreSQL (without the unaccent extension) agree."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
 class Caller(models.Model):
     phone_number = PhoneNumberField(unique=True, help_text="Stored in E.164, e.g. +14155552222.")
     name = models.CharField(max_length=100, validators=[validate_printable])
+    # The name as search_key() folds it, kept by save() (and by bulk writes that bypass it).
+    name_search = models.TextField(blank=True, editable=False)
     blocked = models.BooleanField(
         default=False, help_text="A blocked caller's texts are recorded but not answered."
     )
@@ -35,6 +45,13 @@ class Caller(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.phone_number})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.name_search = search_key(self.name)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "name" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "name_search"}
+        super().save(*args, **kwargs)
 
 
 class ConversationQuerySet(models.QuerySet):

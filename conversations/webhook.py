@@ -28,6 +28,7 @@ from functools import partial, wraps
 from typing import TypeVar
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sessions.models import Session
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
@@ -260,7 +261,14 @@ def _record(conversation: Conversation, text: InboundText, reply: str | None, no
 
 
 def record_outbound(
-    *, our_number: str, their_number: str, body: str, sid: str | None, status: str, error: str = ""
+    *,
+    our_number: str,
+    their_number: str,
+    body: str,
+    sid: str | None,
+    status: str,
+    error: str = "",
+    sent_by: AbstractBaseUser | None = None,
 ) -> Message:
     """Record a text the app sent. One that Twilio accepted opens or refreshes the pair's
     window, so that the reply, which comes without a cookie, continues the conversation."""
@@ -282,6 +290,7 @@ def record_outbound(
             body=body,
             status=status,
             error=error,
+            sent_by=sent_by,
         )
 
     return in_pair_transaction(work)

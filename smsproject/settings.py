@@ -2,9 +2,11 @@
 
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -28,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "phonenumber_field",
+    "axes",
     "conversations",
 ]
 
@@ -40,6 +43,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "smsproject.urls"
@@ -120,6 +125,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Logins: django-axes locks a username out from an address after AXES_FAILURE_LIMIT wrong
+# passwords, for AXES_COOLOFF_TIME (`manage.py axes_reset_username NAME` lifts it sooner).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+# Per username and address together: a guesser cannot lock a user out from everywhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+
 # Internationalization
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -162,6 +179,11 @@ TWILIO_FROM_NUMBER = env("TWILIO_FROM_NUMBER", default="")
 TWILIO_WEBHOOK_BASE_URL = env("TWILIO_WEBHOOK_BASE_URL", default="")
 # Decided from the configured DEBUG, not the one the test runner switches off at run time.
 TWILIO_REQUIRE_SIGNATURE = bool(TWILIO_AUTH_TOKEN) or not DEBUG
+# How app-initiated texts leave, the way EMAIL_BACKEND works for mail: "twilio" (the REST
+# API) or "console" (logged and recorded as sent, no network; for development and demos).
+SMS_BACKEND = env("SMS_BACKEND", default="console" if DEBUG and not TWILIO_ACCOUNT_SID else "twilio")
+if SMS_BACKEND not in ("twilio", "console"):
+    raise ImproperlyConfigured(f"SMS_BACKEND must be twilio or console, not {SMS_BACKEND!r}.")
 
 # Trying it without Twilio: where `manage.py sms` keeps each pair's cookie between runs.
 SMS_COOKIE_JAR = env.path("SMS_COOKIE_JAR", default=BASE_DIR / "var" / "sms-cookies.json")
@@ -172,6 +194,8 @@ PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default="US")
 PHONENUMBER_DEFAULT_REGION = PHONE_DEFAULT_REGION
 # Twilio keeps a pair's cookie for at most 4 hours, so a longer window could not be continued.
 CONVERSATION_TIMEOUT = min(env.int("CONVERSATION_TIMEOUT", default=14400), 14400)
+# The largest CSV of callers the admin imports (bytes); a bigger file is refused unread.
+CALLER_IMPORT_MAX_BYTES = env.int("CALLER_IMPORT_MAX_BYTES", default=2 * 1024 * 1024)
 
 # Logging: one line per webhook on stderr.
 LOGGING = {

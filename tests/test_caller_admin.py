@@ -1,7 +1,8 @@
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import User
-from django.test import TestCase
+from django.test import TestCase, override_settings
 
-from conversations.models import Caller
+from conversations.models import Caller, Message
 from tests.twilio import SENDER, Twilio, reply_of
 
 
@@ -29,6 +30,32 @@ class CallerAdminTestCase(TestCase):
             with self.subTest(query=query):
                 response = self.client.get("/admin/conversations/caller/", {"q": query})
                 self.assertEqual(list(response.context["cl"].result_list), [self.kylo])
+
+    def test_it_searches_names_regardless_of_case_and_accents(self) -> None:
+        chloe = Caller.objects.create(phone_number="+14155554444", name="Chloé Zoë")
+
+        for query in ("chloe", "CHLOÉ", "zoe", "Chloé Zoë"):
+            with self.subTest(query=query):
+                response = self.client.get("/admin/conversations/caller/", {"q": query})
+                self.assertEqual(list(response.context["cl"].result_list), [chloe])
+
+    def test_it_keeps_the_folded_name_when_a_name_is_edited(self) -> None:
+        self.client.post(
+            f"/admin/conversations/caller/{self.rey.pk}/change/",
+            {"phone_number": "+14155552222", "name": "Rey Ñandú", "blocked": ""},
+        )
+
+        self.rey.refresh_from_db()
+        self.assertEqual(self.rey.name_search, "rey nandu")
+
+    def test_it_links_each_caller_to_their_conversations(self) -> None:
+        response = self.client.get("/admin/conversations/caller/")
+
+        self.assertContains(
+            response,
+            '<a href="/admin/conversations/conversation/?sender__in=%2B14155552222%2Cwhatsapp%3A%2B14155552222">'
+            "Conversations</a>",
+        )
 
     def test_it_filters_by_blocked(self) -> None:
         response = self.client.get("/admin/conversations/caller/", {"blocked__exact": "1"})
@@ -75,3 +102,24 @@ class CallerAdminTestCase(TestCase):
         )
 
         self.assertEqual(reply_of(twilio.text()), "Rose Tico has messaged +15005550006 2 times.")
+
+    @override_settings(SMS_BACKEND="console")
+    def test_it_sends_a_text_to_selected_callers_as_the_staff_member(self) -> None:
+        response = self.client.post(
+            "/admin/conversations/caller/",
+            {
+                "action": "send_text",
+                "_selected_action": [self.rey.pk],
+                "send": "1",
+                "our_number": "+15005550006",
+                "body": "Your table is ready",
+            },
+        )
+
+        self.assertEqual(response.status_code, 302)
+        message = Message.objects.get()
+        self.assertEqual(
+            (message.body, message.sent_by, message.status), ("Your table is ready", self.staff, "sent")
+        )
+        entry = LogEntry.objects.get(object_id=str(message.conversation_id))
+        self.assertEqual(entry.get_change_message(), "Sent a text")

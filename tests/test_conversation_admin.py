@@ -1,5 +1,7 @@
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.contrib.sessions.models import Session
 from django.test import override_settings
@@ -12,11 +14,17 @@ from tests.twilio import RECIPIENT, SENDER, TwilioTestCase, reply_of
 CHANGELIST = "/admin/conversations/conversation/"
 
 
+def history_of(conversation: Conversation) -> list[str]:
+    entries = LogEntry.objects.filter(object_id=str(conversation.pk), content_type__model="conversation")
+    return [entry.get_change_message() for entry in entries.order_by("action_time", "pk")]
+
+
 class ConversationAdminTestCase(TwilioTestCase):
     def setUp(self) -> None:
         super().setUp()
-        self.client.force_login(User.objects.create(username="staff", is_staff=True, is_superuser=True))
-        Caller.objects.create(phone_number=SENDER, name="Rey")
+        self.staff = User.objects.create(username="staff", is_staff=True, is_superuser=True)
+        self.client.force_login(self.staff)
+        self.rey = Caller.objects.create(phone_number=SENDER, name="Rey")
         self.twilio.text("Hello", NumMedia="1", MediaUrl0="https://api.twilio.com/media/ME1")
         self.twilio.text("Again")
         self.twilio.text("Other", sender="whatsapp:+14155559999")
@@ -53,16 +61,176 @@ class ConversationAdminTestCase(TwilioTestCase):
 
         self.assertEqual([c.sender for c in response.context["cl"].result_list], ["whatsapp:+14155559999"])
 
-    def test_it_shows_the_history_in_order_on_the_detail_page(self) -> None:
-        response = self.client.get(f"{CHANGELIST}{self.conversation.pk}/change/")
+    def page(self, **params: str) -> str:
+        response = self.client.get(f"{CHANGELIST}{self.conversation.pk}/change/", params)
+        self.assertEqual(response.status_code, 200)
+        return response.content.decode()
 
-        content = response.content.decode()
-        self.assertLess(content.index("Hello"), content.index("Again"))
-        self.assertContains(response, "Rey has messaged +15005550006 2 times.")
-        self.assertContains(
-            response, '<a href="https://api.twilio.com/media/ME1" target="_blank" rel="noopener">media 1</a>'
+    def test_it_shows_the_thread_newest_first_like_a_chat(self) -> None:
+        content = self.page()
+
+        self.assertLess(content.index("Again"), content.index("Hello"))
+        self.assertLess(content.index("Rey has messaged +15005550006 2 times."), content.index("Again"))
+        self.assertEqual(content.count('class="bubble inbound"'), 2)
+        self.assertEqual(content.count('class="bubble outbound reply"'), 2)
+        self.assertIn(
+            '<a class="media" href="https://api.twilio.com/media/ME1" target="_blank" rel="noopener noreferrer">',
+            content,
         )
-        self.assertNotContains(response, 'name="_save"')
+        self.assertNotIn('name="_save"', content)
+
+    def test_it_shows_media_that_is_not_http_as_text_never_as_a_link(self) -> None:
+        self.twilio.text("Click", NumMedia="1", MediaUrl0="javascript:alert(document.domain)")
+
+        content = self.page()
+
+        self.assertIn("media 1: javascript:alert(document.domain)", content)
+        self.assertNotIn('href="javascript:', content)
+
+    @override_settings(TIME_ZONE="America/Los_Angeles")
+    def test_it_shows_times_in_the_sites_time_zone(self) -> None:
+        sent = timezone.now().astimezone(ZoneInfo("America/Los_Angeles")).replace(hour=9, minute=30)
+        Message.objects.filter(body="Again").update(created_at=sent)
+
+        content = self.page()
+
+        self.assertIn(sent.strftime("%Y-%m-%d 09:30 %Z"), content)
+
+    def test_it_shows_the_delivery_status_and_who_on_staff_sent_a_text(self) -> None:
+        Message.objects.create(
+            conversation=self.conversation,
+            direction=Message.Direction.OUTBOUND,
+            body="We're open",
+            status="delivered",
+            sent_by=self.staff,
+        )
+
+        content = self.page()
+
+        self.assertIn('class="bubble outbound"', content)
+        self.assertIn("· delivered", content)
+        self.assertIn("· sent by staff", content)
+
+    def test_it_pages_the_thread_fifty_texts_at_a_time_newest_first(self) -> None:
+        start = timezone.now()
+        Message.objects.bulk_create(
+            Message(
+                conversation=self.conversation,
+                direction=Message.Direction.INBOUND,
+                body=f"text {number}",
+                created_at=start + timedelta(seconds=number),
+            )
+            for number in range(120)
+        )
+
+        first, last = self.page(), self.page(page="3")
+
+        self.assertEqual(first.count('class="bubble inbound"'), 50)
+        self.assertIn("text 119<", first)
+        self.assertNotIn("text 69<", first)
+        self.assertIn("Page 1 of 3 (122 texts)", first)
+        self.assertEqual(last.count('class="bubble inbound"'), 22)
+        self.assertIn("Hello<", last)
+
+    def test_it_links_to_the_messages_of_this_conversation(self) -> None:
+        url = f"/admin/conversations/message/?conversation__id__exact={self.conversation.pk}"
+        self.assertIn(f'href="{url}"', self.page().replace("&amp;", "&"))
+
+        response = self.client.get(url)
+
+        self.assertEqual(sorted(m.body for m in response.context["cl"].result_list), ["Again", "Hello"])
+
+    def test_it_links_to_the_caller_and_the_caller_back_to_their_conversations(self) -> None:
+        self.assertIn(f'href="/admin/conversations/caller/{self.rey.pk}/change/"', self.page())
+
+        caller_page = self.client.get(f"/admin/conversations/caller/{self.rey.pk}/change/")
+        self.assertContains(caller_page, "?sender__in=%2B14155551234%2Cwhatsapp%3A%2B14155551234")
+        listed = self.client.get(CHANGELIST, {"sender__in": f"{SENDER},whatsapp:{SENDER}"})
+
+        self.assertEqual([c.pk for c in listed.context["cl"].result_list], [self.conversation.pk])
+
+    def test_it_offers_to_add_an_unknown_sender_as_a_caller(self) -> None:
+        self.rey.delete()
+
+        self.assertIn('href="/admin/conversations/caller/add/?phone_number=%2B14155551234"', self.page())
+
+    def test_it_finds_conversations_by_caller_name_regardless_of_case_and_accents(self) -> None:
+        Caller.objects.filter(pk=self.rey.pk).update(name="Chloé")
+        Caller.objects.get(pk=self.rey.pk).save()
+
+        for query in ("chloe", "CHLOÉ", "Chloe"):
+            with self.subTest(query=query):
+                response = self.client.get(CHANGELIST, {"q": query})
+                self.assertEqual([c.sender for c in response.context["cl"].result_list], [SENDER])
+
+    @override_settings(SMS_BACKEND="console")
+    def test_it_sends_a_text_from_the_page_and_records_who_sent_it(self) -> None:
+        response = self.client.post(f"{CHANGELIST}{self.conversation.pk}/send/", {"body": "We're open!"})
+
+        self.assertRedirects(response, f"{CHANGELIST}{self.conversation.pk}/change/")
+        outbound = Message.objects.get(direction=Message.Direction.OUTBOUND)
+        self.assertEqual(
+            (outbound.body, outbound.sent_by, outbound.status), ("We're open!", self.staff, "sent")
+        )
+        self.assertEqual(history_of(self.conversation), ["Sent a text"])
+        self.assertEqual(reply_of(self.twilio.text(cookie="")), "Rey has messaged +15005550006 3 times.")
+
+    @override_settings(SMS_BACKEND="console")
+    def test_it_sends_nothing_when_the_text_is_empty(self) -> None:
+        response = self.client.post(f"{CHANGELIST}{self.conversation.pk}/send/", {"body": ""})
+
+        self.assertEqual(response.status_code, 302)
+        self.assertFalse(Message.objects.filter(direction=Message.Direction.OUTBOUND).exists())
+        self.assertEqual(history_of(self.conversation), [])
+
+    def test_it_ends_the_conversation_from_the_page_and_notes_it_in_the_history(self) -> None:
+        response = self.client.post(f"{CHANGELIST}{self.conversation.pk}/end/")
+
+        self.assertRedirects(response, f"{CHANGELIST}{self.conversation.pk}/change/")
+        self.conversation.refresh_from_db()
+        self.assertEqual((self.conversation.session_id, self.conversation.window_count), (None, 0))
+        self.assertEqual(history_of(self.conversation), ["Ended the conversation"])
+        self.assertEqual(reply_of(self.twilio.text()), "Rey has messaged +15005550006 1 time.")
+
+    def test_it_takes_send_and_end_only_as_post(self) -> None:
+        for action in ("send", "end"):
+            with self.subTest(action=action):
+                self.assertEqual(
+                    self.client.get(f"{CHANGELIST}{self.conversation.pk}/{action}/").status_code, 405
+                )
+
+    def test_the_end_action_notes_it_in_the_history(self) -> None:
+        self.client.post(
+            CHANGELIST, {"action": "end_conversation", "_selected_action": [self.conversation.pk]}
+        )
+
+        self.assertEqual(history_of(self.conversation), ["Ended the conversation"])
+
+    def test_view_only_staff_see_the_thread_but_cannot_send_or_end(self) -> None:
+        viewer = User.objects.create(username="viewer", is_staff=True)
+        viewer.user_permissions.add(Permission.objects.get(codename="view_conversation"))
+        self.client.force_login(viewer)
+        window = (self.conversation.session_id, self.conversation.window_count)
+
+        content = self.page()
+        sent = self.client.post(f"{CHANGELIST}{self.conversation.pk}/send/", {"body": "Hi"})
+        ended = self.client.post(f"{CHANGELIST}{self.conversation.pk}/end/")
+        self.client.post(
+            CHANGELIST, {"action": "end_conversation", "_selected_action": [self.conversation.pk]}
+        )
+        self.client.post(
+            CHANGELIST,
+            {"action": "send_text", "_selected_action": [self.conversation.pk], "send": "1", "body": "Hi"},
+        )
+
+        self.assertIn("Again", content)
+        self.assertNotIn('id="send-text"', content)
+        self.assertNotIn('id="end-conversation"', content)
+        self.assertEqual((sent.status_code, ended.status_code), (403, 403))
+        self.conversation.refresh_from_db()
+        self.assertEqual((self.conversation.session_id, self.conversation.window_count), window)
+        self.assertFalse(Message.objects.filter(direction=Message.Direction.OUTBOUND).exists())
+        self.assertEqual(history_of(self.conversation), [])
 
     def test_it_ends_a_conversation_so_the_next_text_counts_from_one(self) -> None:
         response = self.client.post(
@@ -92,7 +260,7 @@ class ConversationAdminTestCase(TwilioTestCase):
         self.assertEqual(self.client.get(f"{CHANGELIST}add/").status_code, 403)
         self.assertEqual(self.client.post(f"{CHANGELIST}{self.conversation.pk}/delete/").status_code, 403)
 
-    @override_settings(TWILIO_ACCOUNT_SID="AC" + "0" * 32)
+    @override_settings(SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32)
     def test_it_sends_a_text_that_continues_the_conversation(self) -> None:
         api = FakeTwilioApi()
         api.accepts(sid="SM" + "e" * 32)
@@ -107,4 +275,6 @@ class ConversationAdminTestCase(TwilioTestCase):
         self.assertEqual((api.requests[0].data["From"], api.requests[0].data["To"]), (RECIPIENT, SENDER))
         outbound = Message.objects.get(direction=Message.Direction.OUTBOUND)
         self.assertEqual((outbound.body, outbound.conversation_id), ("We're open!", self.conversation.pk))
+        self.assertEqual(outbound.sent_by, self.staff)
+        self.assertEqual(history_of(self.conversation), ["Sent a text"])
         self.assertEqual(reply_of(self.twilio.text(cookie="")), "Rey has messaged +15005550006 3 times.")

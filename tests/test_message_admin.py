@@ -3,7 +3,7 @@ from datetime import timedelta
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from conversations.models import Conversation, Message
+from conversations.models import Caller, Conversation, Message
 from tests.twilio import RECIPIENT, SENDER, TwilioTestCase
 
 CHANGELIST = "/admin/conversations/message/"
@@ -30,6 +30,22 @@ class MessageAdminTestCase(TwilioTestCase):
     def test_it_searches_bodies_and_replies(self) -> None:
         self.assertEqual(self.listed(q="falcon"), ["Where is the falcon?"])
         self.assertEqual(self.listed(q="2 times"), ["Never mind"])
+
+    def test_it_finds_messages_by_number_however_it_is_written(self) -> None:
+        self.twilio.text("From elsewhere", sender="+14155550142")
+
+        for query in ("+14155550142", "(415) 555-0142", "415-555-0142", "415 555 0142"):
+            with self.subTest(query=query):
+                self.assertEqual(self.listed(q=query), ["From elsewhere"])
+
+    def test_it_finds_messages_by_caller_name_regardless_of_case_and_accents(self) -> None:
+        Caller.objects.create(phone_number=SENDER, name="Chloé Dupont")
+
+        for query in ("chloe", "CHLOÉ", "chloé dupont", "Dupont"):
+            with self.subTest(query=query):
+                self.assertEqual(
+                    self.listed(q=query), ["It's in the hangar", "Never mind", "Where is the falcon?"]
+                )
 
     def test_it_filters_by_direction(self) -> None:
         self.assertEqual(self.listed(direction__exact="outbound"), ["It's in the hangar"])

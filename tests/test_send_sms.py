@@ -1,3 +1,4 @@
+import re
 from io import StringIO
 
 from django.core.management import call_command
@@ -11,7 +12,7 @@ from tests.twilio import RECIPIENT, SENDER, TOKEN, TwilioTestCase, reply_of
 ACCOUNT = "AC" + "0" * 32
 
 
-@override_settings(TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_FROM_NUMBER=RECIPIENT)
+@override_settings(SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_FROM_NUMBER=RECIPIENT)
 class SendSmsTestCase(TwilioTestCase):
     def setUp(self) -> None:
         super().setUp()
@@ -110,3 +111,43 @@ class SendSmsTestCase(TwilioTestCase):
         self.send("Hi", "--to", SENDER)
 
         self.assertEqual(self.api.requests[0].data["StatusCallback"], "https://sms.example.com/sms/status/")
+
+
+@override_settings(SMS_BACKEND="console", TWILIO_ACCOUNT_SID="", TWILIO_FROM_NUMBER=RECIPIENT)
+class SendSmsConsoleTestCase(TwilioTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.api = FakeTwilioApi()
+
+    def send(self, *args: str) -> str:
+        out = StringIO()
+        with self.api.serving(), self.assertLogs("conversations.outbound") as logs:
+            call_command("send_sms", *args, stdout=out)
+        self.logged = "\n".join(logs.output)
+        return out.getvalue()
+
+    def test_it_logs_the_text_and_records_it_as_sent_without_the_network(self) -> None:
+        output = self.send("Your table is ready", "--to", SENDER)
+
+        message = Message.objects.get()
+        self.assertRegex(message.sid, r"^SM[0-9a-f]{32}$")
+        self.assertEqual((message.status, message.error, message.body), ("sent", "", "Your table is ready"))
+        self.assertIn(f"Sent {message.sid} (sent)", output)
+        self.assertIn("'Your table is ready'", self.logged)
+        self.assertEqual(self.api.requests, [])
+
+    def test_it_opens_a_conversation_the_reply_continues(self) -> None:
+        self.send("Reply to chat", "--to", SENDER)
+
+        response = self.twilio.text("Hi!", cookie="")
+
+        self.assertEqual(reply_of(response), "Friend has messaged +15005550006 1 time.")
+        self.assertEqual(response.cookies["sessionid"].value, Conversation.objects.get().session_id)
+
+    def test_it_gives_each_text_its_own_sid(self) -> None:
+        self.send("One", "--to", SENDER)
+        self.send("Two", "--to", SENDER)
+
+        sids = set(Message.objects.values_list("sid", flat=True))
+        self.assertEqual(len(sids), 2)
+        self.assertTrue(all(re.fullmatch(r"SM[0-9a-f]{32}", sid) for sid in sids))
