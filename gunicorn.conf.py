@@ -2,6 +2,8 @@
 
 import multiprocessing
 import os
+import socket
+import struct
 from pathlib import Path
 
 import environ
@@ -27,6 +29,8 @@ threads = 4
 # Twilio gives up on a webhook after 15 seconds; a worker stuck longer is restarted.
 timeout = 15
 graceful_timeout = 10
+# Seconds a connection may stay silent while sending its request or reading the answer.
+SOCKET_TIMEOUT = 10
 # Recycle workers now and then so that a slow leak cannot grow without bound.
 max_requests = 10000
 max_requests_jitter = 1000
@@ -47,3 +51,17 @@ def on_starting(server: object) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smsproject.settings")
     django.setup()
     call_command("check")
+
+
+def when_ready(server: object) -> None:
+    """Give up on a client that stops sending (or reading) for SOCKET_TIMEOUT seconds.
+
+    A gthread worker reads a request's headers in one of its threads, with no time limit of
+    its own: a client that sends half its headers and stalls would hold that thread for as
+    long as it keeps the connection open. Connections inherit these kernel timeouts from
+    the listening socket, so such a read fails, and the thread is freed, instead.
+    """
+    timeout = struct.pack("ll", SOCKET_TIMEOUT, 0)
+    for listener in server.LISTENERS:  # type: ignore[attr-defined]
+        listener.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeout)
+        listener.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeout)

@@ -61,7 +61,7 @@ def check_secret_key(**kwargs: Any) -> list[Error]:
         Error(
             f"{problem}, but DEBUG is off.",
             hint="Set SECRET_KEY to a long random string, e.g. the output of "
-            "`python -c \"import secrets; print(secrets.token_urlsafe(50))\"`.",
+            '`python -c "import secrets; print(secrets.token_urlsafe(50))"`.',
             id="conversations.E002",
         )
     ]

@@ -69,7 +69,9 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> di
 
 def scrub_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
     text = current_text()
-    return _scrub(crumb, [value for value in (text.private if text else ()) if len(value) >= SHORTEST_CUT_VALUE])
+    return _scrub(
+        crumb, [value for value in (text.private if text else ()) if len(value) >= SHORTEST_CUT_VALUE]
+    )
 
 
 def _scrub(value: Any, private: list[str]) -> Any:

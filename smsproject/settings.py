@@ -166,7 +166,9 @@ CONVERSATION_TIMEOUT = min(env.int("CONVERSATION_TIMEOUT", default=14400), 14400
 
 # Logging: everything to stderr (one line per webhook at INFO, tracebacks of unhandled
 # errors), plain or JSON (LOG_FORMAT=json); see conversations/logs.py.
-LOGGING = logging_config(level=env("LOG_LEVEL", default="INFO").upper(), fmt=env("LOG_FORMAT", default="plain"))
+LOGGING = logging_config(
+    level=env("LOG_LEVEL", default="INFO").upper(), fmt=env("LOG_FORMAT", default="plain")
+)
 
 # Error reports to Sentry, when SENTRY_DSN is set: no phone numbers, no message bodies.
 SENTRY_DSN = env("SENTRY_DSN", default="")

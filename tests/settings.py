@@ -13,4 +13,4 @@ os.environ["ENV_FILE"] = ""
 os.environ.setdefault("DEBUG", "True")
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 
-from smsproject.settings import *  # noqa: E402, F403
+from smsproject.settings import *  # noqa: F403

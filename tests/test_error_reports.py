@@ -53,7 +53,9 @@ class SentryTestCase(TestCase):
     def send_failing_text(self, **params: str) -> None:
         client = Client(raise_request_exception=False)
         data = {"From": SENDER, "To": RECIPIENT, "Body": BODY, "MessageSid": SID}
-        response = client.post(f"/failing/?From={SENDER}&Body=QueryBody42", data, headers={"Cookie": "sessionid=abc"})
+        response = client.post(
+            f"/failing/?From={SENDER}&Body=QueryBody42", data, headers={"Cookie": "sessionid=abc"}
+        )
         self.assertEqual(response.status_code, 500)
         sentry_sdk.flush()
 
