@@ -15,7 +15,8 @@ run: $(VENV)/.runtime .env
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: $(VENV)/.dev $(DJANGO_TESTS) .env
+# The suite never reads .env (tests/settings.py), so it needs none.
+test: $(VENV)/.dev $(DJANGO_TESTS)
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev

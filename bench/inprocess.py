@@ -57,6 +57,9 @@ def _post(signer: Signer, pair: Pair, cookie: str) -> int:
         "/sms/",
         form_body(params),
         content_type="application/x-www-form-urlencoded",
+        # HTTPS as gunicorn reports it behind the trusted proxy: the scheme comes from the WSGI
+        # environment, so X-Forwarded-Proto alone no longer makes a request secure in-process.
+        secure=True,
         headers={**PROXY_HEADERS, "X-Twilio-Signature": signer.sign(params), "Cookie": f"sessionid={cookie}"},
     )
     morsel = response.cookies.get("sessionid")

@@ -2,6 +2,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, register
+from django.core.exceptions import ImproperlyConfigured
 
 
 @register()
@@ -19,3 +20,48 @@ def check_twilio_auth_token(**kwargs: Any) -> list[Error]:
             )
         ]
     return []
+
+
+# Django's own rule for a key worth having (security.W009), which only `check --deploy` applies.
+SECRET_KEY_MIN_LENGTH = 50
+SECRET_KEY_MIN_UNIQUE_CHARACTERS = 5
+# Keys copied from examples and defaults: known to everyone, so they sign nothing.
+PLACEHOLDER_KEY_MARKERS = ("change-me", "changeme", "insecure", "placeholder", "secret-key", "your-")
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why a SECRET_KEY is unsafe for production, or None when it will do."""
+    if not key:
+        return "SECRET_KEY is empty"
+    lowered = key.lower()
+    if any(marker in lowered for marker in PLACEHOLDER_KEY_MARKERS):
+        return "SECRET_KEY is a placeholder"
+    if len(key) < SECRET_KEY_MIN_LENGTH or len(set(key)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS:
+        return (
+            f"SECRET_KEY is too short or too simple (it needs at least {SECRET_KEY_MIN_LENGTH} "
+            f"characters, {SECRET_KEY_MIN_UNIQUE_CHARACTERS} of them different)"
+        )
+    return None
+
+
+@register()
+def check_secret_key(**kwargs: Any) -> list[Error]:
+    # Sessions, staff logins and CSRF tokens are signed with it: a guessable key lets anyone
+    # forge them. Refuse to start rather than serve with it.
+    if settings.DEBUG:
+        return []
+    try:
+        key = settings.SECRET_KEY
+    except ImproperlyConfigured:  # Django's own refusal of an empty key.
+        key = ""
+    problem = secret_key_problem(key)
+    if problem is None:
+        return []
+    return [
+        Error(
+            f"{problem}, but DEBUG is off.",
+            hint="Set SECRET_KEY to a long random string, e.g. the output of "
+            '`python -c "import secrets; print(secrets.token_urlsafe(50))"`.',
+            id="conversations.E002",
+        )
+    ]

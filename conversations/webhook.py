@@ -37,6 +37,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from conversations import pair_sql
 from conversations.locks import DeadlinePassed, postgres_waits_until, sqlite_waits_until, writer_lock
+from conversations.logs import describe_text, escape
 from conversations.models import Conversation, Message
 from conversations.pair_sql import LockedPair
 from conversations.phone import e164_or_none, mask
@@ -329,6 +330,7 @@ def conversation(handler: Handler) -> Callable[[HttpRequest], HttpResponse]:
         deadline = time.monotonic() + settings.WEBHOOK_DEADLINE
         try:
             text = InboundText.from_params(_params(request))
+            describe_text(text.sid, text.sender, text.recipient, text.body)
             turn = receive(request, text, handler, deadline)
         except BadText as error:
             return HttpResponseBadRequest(str(error))
@@ -384,12 +386,14 @@ def _cookie_state(request: HttpRequest, session_key: str | None) -> str:
 
 
 def _log(text: InboundText, turn: Turn, started: float) -> None:
+    # Escaped here too, not only by the handler's filter: whatever handler gets this record
+    # (a test's, Sentry's breadcrumbs) must not see a forged line.
     logger.info(
         "sms sid=%s outcome=%s from=%s to=%s cookie=%s duration_ms=%.1f",
-        text.sid or "-",
+        escape(text.sid or "-"),
         turn.outcome,
-        mask(text.sender),
-        mask(text.recipient),
+        escape(mask(text.sender)),
+        escape(mask(text.recipient)),
         turn.cookie,
         (time.perf_counter() - started) * 1000,
     )

@@ -2,6 +2,9 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from smsproject.env_file import read_env_file
+
+read_env_file()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smsproject.settings")
 
 application = get_asgi_application()

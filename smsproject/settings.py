@@ -1,4 +1,8 @@
-"""Settings for SMS Conversations, read from the environment or a local .env file."""
+"""Settings for SMS Conversations, read from the environment.
+
+The entry points (manage.py, wsgi.py, asgi.py, gunicorn.conf.py) load the local .env into
+the environment first (smsproject/env_file.py); the test suite does not.
+"""
 
 import os
 import tempfile
@@ -8,16 +12,17 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from conversations.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-# Variables already in the environment win over the file, so CI and tests can override it.
-environ.Env.read_env(BASE_DIR / ".env")
 
 # Core
 SECRET_KEY = env("SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
 if not SECRET_KEY and DEBUG:
+    # For `make run` without a .env; with DEBUG off, conversations.E002 refuses any such key.
     SECRET_KEY = "insecure-development-key"
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -35,6 +40,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "conversations.logs.text_context_middleware",
+    "conversations.proxies.untrusted_forwarded_host_middleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -139,7 +146,7 @@ AXES_RESET_ON_SUCCESS = True
 
 # Internationalization
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+TIME_ZONE = env("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
@@ -164,11 +171,13 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", defa
 # Preloading commits the whole domain to HTTPS in browsers for good: the owner's decision.
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 
-# Proxies: trust X-Forwarded-Proto/Host only when a TLS proxy in front of us sets them.
+# Proxies. The scheme comes from the WSGI environment: gunicorn sets it from
+# X-Forwarded-Proto only for peers in FORWARDED_ALLOW_IPS (not SECURE_PROXY_SSL_HEADER,
+# which would believe any client that reaches gunicorn directly). X-Forwarded-Host, with
+# USE_X_FORWARDED, is likewise dropped from other peers (conversations/proxies.py).
+FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1", "::1"])
 USE_X_FORWARDED = env.bool("USE_X_FORWARDED", default=False)
-if USE_X_FORWARDED:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    USE_X_FORWARDED_HOST = True
+USE_X_FORWARDED_HOST = USE_X_FORWARDED
 
 # SMS and WhatsApp (Twilio)
 TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")
@@ -197,11 +206,15 @@ CONVERSATION_TIMEOUT = min(env.int("CONVERSATION_TIMEOUT", default=14400), 14400
 # The largest CSV of callers the admin imports (bytes); a bigger file is refused unread.
 CALLER_IMPORT_MAX_BYTES = env.int("CALLER_IMPORT_MAX_BYTES", default=2 * 1024 * 1024)
 
-# Logging: one line per webhook on stderr.
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"conversations": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")}},
-}
+# Logging: everything to stderr (one line per webhook at INFO, tracebacks of unhandled
+# errors), plain or JSON (LOG_FORMAT=json); see conversations/logs.py.
+LOGGING = logging_config(
+    level=env("LOG_LEVEL", default="INFO").upper(), fmt=env("LOG_FORMAT", default="plain")
+)
+
+# Error reports to Sentry, when SENTRY_DSN is set: no phone numbers, no message bodies.
+SENTRY_DSN = env("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from conversations.error_reports import init_sentry
+
+    init_sentry(SENTRY_DSN)

@@ -55,6 +55,7 @@ def gunicorn(workers: int = 2, **env: str) -> Iterator[LiveServer]:
     port = free_port()
     server_env = {
         **os.environ,
+        "ENV_FILE": "",  # Never the developer's .env.
         "DATABASE_URL": live_database_url(),
         "DEBUG": "False",
         "SECRET_KEY": settings.SECRET_KEY,  # So the tests can read the sessions it signs.

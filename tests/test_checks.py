@@ -38,3 +38,57 @@ class TwilioAuthTokenCheckTestCase(SimpleTestCase):
         )
 
         self.assertEqual(result.returncode, 0, result.stderr)
+
+
+STRONG_KEY = "k7#Vq9!pZ2@rT5^wX8&yB3*nM6(cF1)hJ4-dG0_sL9+aQ2=eR5{uI8}oP3[vC6]"
+
+
+@override_settings(DEBUG=False, TWILIO_AUTH_TOKEN="secret")
+class SecretKeyCheckTestCase(SimpleTestCase):
+    UNSAFE_KEYS = {
+        "empty": "",
+        "short": "k7#Vq9!pZ2@rT5^wX8&yB3*nM6",
+        "too few different characters": "ab" * 40,
+        "the .env.example value": "change-me-to-a-long-random-string",
+        "Django's development prefix": "django-insecure-" + STRONG_KEY,
+        "the development fallback": "insecure-development-key",
+    }
+
+    def test_it_refuses_an_empty_short_or_placeholder_key_with_debug_off(self) -> None:
+        for kind, key in self.UNSAFE_KEYS.items():
+            with (
+                self.subTest(kind),
+                override_settings(SECRET_KEY=key),
+                self.assertRaisesMessage(SystemCheckError, "conversations.E002"),
+            ):
+                call_command("check")
+
+    def test_it_passes_a_long_random_key(self) -> None:
+        with override_settings(SECRET_KEY=STRONG_KEY):
+            call_command("check")
+
+    @override_settings(DEBUG=True, SECRET_KEY="insecure-development-key")
+    def test_it_lets_debug_run_on_the_development_key(self) -> None:
+        call_command("check")
+
+    def test_it_stops_manage_py_with_a_placeholder_key(self) -> None:
+        env = {**os.environ, "DEBUG": "False", "TWILIO_AUTH_TOKEN": "secret"}
+        env["SECRET_KEY"] = "change-me-to-a-long-random-string"
+
+        result = subprocess.run(
+            [sys.executable, "manage.py", "check"], cwd=BASE_DIR, env=env, capture_output=True, text=True
+        )
+
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("conversations.E002", result.stderr)
+        self.assertIn("SECRET_KEY is a placeholder, but DEBUG is off.", result.stderr)
+
+    def test_it_stops_manage_py_with_no_key(self) -> None:
+        env = {**os.environ, "DEBUG": "False", "TWILIO_AUTH_TOKEN": "secret", "SECRET_KEY": ""}
+
+        result = subprocess.run(
+            [sys.executable, "manage.py", "check"], cwd=BASE_DIR, env=env, capture_output=True, text=True
+        )
+
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("SECRET_KEY is empty, but DEBUG is off.", result.stderr)

@@ -1,9 +1,11 @@
 """The production profile: gunicorn config, `check --deploy`, static files, HTTPS."""
 
 import os
+import runpy
 import subprocess
 import sys
 import tempfile
+from unittest import mock
 
 from django.core.management import call_command
 from django.test import SimpleTestCase, TestCase, override_settings
@@ -52,6 +54,39 @@ class DeployCheckTestCase(SimpleTestCase):
 
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("TWILIO_AUTH_TOKEN is not set", result.stderr)
+
+    def test_it_refuses_to_start_gunicorn_with_a_placeholder_secret_key(self) -> None:
+        env = {**os.environ, **PRODUCTION_ENV, "SECRET_KEY": "change-me-to-a-long-random-string"}
+
+        result = subprocess.run(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", "127.0.0.1:0"],
+            cwd=BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("conversations.E002", result.stderr)
+        self.assertIn("SECRET_KEY is a placeholder, but DEBUG is off.", result.stderr)
+
+
+class GunicornConfigTestCase(SimpleTestCase):
+    def config(self, **env: str) -> dict[str, object]:
+        clean = {key: value for key, value in os.environ.items() if key not in {"BIND", "WEB_CONCURRENCY"}}
+        with mock.patch.dict(os.environ, {**clean, "ENV_FILE": "", **env}, clear=True):
+            return runpy.run_path(str(BASE_DIR / "gunicorn.conf.py"))
+
+    def test_it_listens_on_loopback_unless_told_otherwise(self) -> None:
+        self.assertEqual(self.config()["bind"], "127.0.0.1:8000")
+        self.assertEqual(self.config(BIND="0.0.0.0:9000")["bind"], "0.0.0.0:9000")
+
+    def test_it_runs_threaded_workers(self) -> None:
+        config = self.config(WEB_CONCURRENCY="3")
+
+        self.assertEqual((config["worker_class"], config["workers"]), ("gthread", 3))
+        self.assertGreater(config["threads"], 1)
 
 
 @override_settings(SECURE_SSL_REDIRECT=True)
