@@ -1,0 +1,98 @@
+"""The rules of a text, written plainly with the ORM: the yardstick for the raw-SQL webhook.
+
+Nothing here is fast or clever. It reads and writes the same rows the webhook does, one
+obvious query at a time, so that tests can send the same texts through both and compare.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+from django.db import transaction
+from django.utils import timezone
+
+from conversations.models import Caller, Conversation, Message
+from conversations.phone import e164_or_none
+
+STOP = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+START = {"START", "UNSTOP", "YES"}
+HELP = {"HELP", "INFO"}
+
+
+class ReferenceStore(SessionStore):
+    """Django's plain database store, signed like the app's, lasting CONVERSATION_TIMEOUT."""
+
+    key_salt = "django.contrib.sessions.SessionStore"
+
+    def get_session_cookie_age(self) -> int:
+        return settings.CONVERSATION_TIMEOUT
+
+
+def receive(params: dict[str, str], handler: Callable[[object], str | None]) -> str | None:
+    """Take one text as the webhook would; return the reply (None: an empty <Response/>)."""
+    sender, recipient, body = params["From"], params["To"], params.get("Body", "")
+    sid = params.get("MessageSid")
+    now = timezone.now()
+    with transaction.atomic():
+        conversation, _ = Conversation.objects.select_for_update().get_or_create(
+            sender=sender, recipient=recipient
+        )
+        earlier = Message.objects.filter(sid=sid).first() if sid else None
+        if earlier is not None:
+            return earlier.reply or None
+        caller = Caller.objects.filter(phone_number=e164_or_none(sender) or "").first()
+        conversation.last_activity = now
+        word = body.strip().upper()
+        opt_out_type = params.get("OptOutType", "").upper()
+        if word in STOP or opt_out_type == "STOP":
+            conversation.opted_out = True
+            return _uncounted(conversation, params, now)
+        if word in START or opt_out_type == "START":
+            conversation.opted_out = False
+        if (caller and caller.blocked) or word in HELP or opt_out_type == "HELP" or conversation.opted_out:
+            return _uncounted(conversation, params, now)
+
+        live = Session.objects.filter(pk=conversation.session_id, expire_date__gt=now).first()
+        if live is not None:
+            store = ReferenceStore(live.session_key)
+        else:
+            Session.objects.filter(pk=conversation.session_id).delete()
+            conversation.window_count, conversation.window_started_at = 0, now
+            store = ReferenceStore()
+        conversation.window_count += 1
+        conversation.lifetime_count += 1
+        request = types.SimpleNamespace(
+            session=store,
+            conversation=conversation,
+            caller_name=caller.name if caller else settings.UNKNOWN_CALLER_NAME,
+            sms=types.SimpleNamespace(sender=sender, recipient=recipient, body=body, sid=sid),
+        )
+        reply = handler(request)
+        store.save()
+        conversation.session_id = store.session_key
+        conversation.save()
+        _record(conversation, params, reply or "", now)
+        return reply
+
+
+def _uncounted(conversation: Conversation, params: dict[str, str], now: object) -> None:
+    conversation.save()
+    _record(conversation, params, "", now)
+    return None
+
+
+def _record(conversation: Conversation, params: dict[str, str], reply: str, now: object) -> None:
+    count = int(params.get("NumMedia", "0"))
+    Message.objects.create(
+        conversation=conversation,
+        direction=Message.Direction.INBOUND,
+        sid=params.get("MessageSid"),
+        body=params.get("Body", ""),
+        media_urls=[params[f"MediaUrl{i}"] for i in range(count)],
+        reply=reply,
+        status="received",
+    )
