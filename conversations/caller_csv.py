@@ -170,7 +170,7 @@ def _name(name: str | None) -> str | None:
         return None
     if not name:
         raise ValueError("the name is empty.")
-    if len(name) > NAME_LENGTH:
+    if NAME_LENGTH is not None and len(name) > NAME_LENGTH:
         raise ValueError(f"the name is longer than {NAME_LENGTH} characters.")
     try:
         validate_printable(name)
@@ -246,7 +246,7 @@ def callers_import(rows: list[CallerRow]) -> ImportPlan:
                 [
                     Caller(
                         phone_number=row.phone_number,
-                        name=row.name,
+                        name=row.name or "",
                         name_search=search_key(row.name or ""),
                         blocked=bool(row.blocked),
                     )

@@ -41,8 +41,8 @@ def init_sentry(dsn: str, **options: Any) -> None:
         integrations=[DjangoIntegration()],
         include_local_variables=False,
         max_request_body_size="never",
-        before_send=scrub_event,
-        before_breadcrumb=scrub_breadcrumb,
+        before_send=scrub_event,  # type: ignore[arg-type]
+        before_breadcrumb=scrub_breadcrumb,  # type: ignore[arg-type]
         **options,
     )
 

@@ -73,7 +73,7 @@ class HeldLock:
 def writer_lock(using: str = "default", deadline: float | None = None) -> Iterator[HeldLock]:
     """Hold the database's writer lock (SQLite) for the block, or until released early."""
     connection = connections[using]
-    if connection.vendor != "sqlite" or connection.is_in_memory_db():
+    if connection.vendor != "sqlite" or connection.is_in_memory_db():  # type: ignore[attr-defined]
         yield HeldLock(None)
         return
     fd = _lock_file(f"{connection.settings_dict['NAME']}.lock")

@@ -90,6 +90,12 @@ class Conversation(models.Model):
     last_activity = models.DateTimeField(null=True, blank=True)
     opted_out = models.BooleanField(default=False)
 
+    # Read with the locked row (pair_sql.py) or annotated by the admin: not columns.
+    caller_name: str | None
+    caller_blocked: bool
+    message_seen: bool
+    caller: str | None
+
     objects = ConversationQuerySet.as_manager()
 
     class Meta:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from functools import cache
+from typing import Any
 
 from django.contrib.sessions.models import Session
 from django.db import connection
@@ -30,6 +31,7 @@ class LockedPair:
 
 # Every column of the conversation, in field order, so its row becomes a whole model instance.
 CONVERSATION_FIELDS = Conversation._meta.concrete_fields
+CONVERSATION_ATTNAMES = [field.attname for field in CONVERSATION_FIELDS]
 
 
 @cache
@@ -55,7 +57,7 @@ def lock_pair(
     sender: str, recipient: str, *, caller_number: str | None, sid: str | None, now: datetime
 ) -> LockedPair | None:
     """Lock the pair's conversation and session; None when either row is missing."""
-    params = [_datetime(now), caller_number, caller_number, sid, sender, recipient]
+    params: list[Any] = [_datetime(now), caller_number, caller_number, sid, sender, recipient]
     with connection.cursor() as cursor:
         cursor.execute(_lock_sql(connection.vendor), params)
         row = cursor.fetchone()
@@ -63,7 +65,7 @@ def lock_pair(
         return None
     width = len(CONVERSATION_FIELDS)
     values = [_from_db(field, value) for field, value in zip(CONVERSATION_FIELDS, row[:width], strict=True)]
-    conversation = Conversation.from_db(connection.alias, None, values)
+    conversation = Conversation.from_db(connection.alias, CONVERSATION_ATTNAMES, values)
     data, live, name, blocked, seen = row[width:]
     conversation.caller_name, conversation.caller_blocked, conversation.message_seen = (
         name,
@@ -73,12 +75,12 @@ def lock_pair(
     return LockedPair(conversation, data if live else None)
 
 
-def _from_db(field: Field, value: object) -> object:
+def _from_db(field: Field, value: Any) -> Any:
     # What the ORM's converters would do: SQLite returns times as text and booleans as 0/1.
     if connection.vendor != "sqlite" or value is None:
         return value
     if field.get_internal_type() == "DateTimeField":
-        return connection.ops.convert_datetimefield_value(value, None, connection)
+        return connection.ops.convert_datetimefield_value(value, None, connection)  # type: ignore[attr-defined]
     if field.get_internal_type() == "BooleanField":
         return bool(value)
     return value
@@ -142,6 +144,6 @@ def insert_inbound(
         )
 
 
-def _datetime(value: datetime | None) -> object:
+def _datetime(value: datetime | None) -> Any:
     # The same form the ORM stores (SQLite keeps naive UTC text), so comparisons agree.
     return connection.ops.adapt_datetimefield_value(value)

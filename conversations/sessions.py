@@ -21,6 +21,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends import cached_db, db
 from django.contrib.sessions.backends.base import UpdateError
+from django.contrib.sessions.models import Session
 from django.core.cache.backends.base import BaseCache
 from django.db import transaction
 
@@ -101,6 +102,13 @@ class CacheHealth:
 
 class SessionStore(cached_db.SessionStore):
     """Django's cached_db store for which the cache is a copy that may be missing or down."""
+
+    # What Django's stores keep privately, which the stubs leave out.
+    _cache: BaseCache
+    _session: dict[str, Any]
+    _session_cache: dict[str, Any]
+    _get_session_from_db: Callable[[], Session | None]
+    _get_session: Callable[..., dict[str, Any]]
 
     @property
     def _health(self) -> CacheHealth:
