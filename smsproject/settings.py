@@ -145,6 +145,9 @@ TWILIO_WEBHOOK_BASE_URL = env("TWILIO_WEBHOOK_BASE_URL", default="")
 # Decided from the configured DEBUG, not the one the test runner switches off at run time.
 TWILIO_REQUIRE_SIGNATURE = bool(TWILIO_AUTH_TOKEN) or not DEBUG
 
+# Simulator: /simulator/ for staff with its permission; off in production unless switched on.
+SIMULATOR_ENABLED = env.bool("SIMULATOR_ENABLED", default=DEBUG)
+
 # Trying it without Twilio: where `manage.py sms` keeps each pair's cookie between runs.
 SMS_COOKIE_JAR = env.path("SMS_COOKIE_JAR", default=BASE_DIR / "var" / "sms-cookies.json")
 

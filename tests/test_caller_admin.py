@@ -75,3 +75,18 @@ class CallerAdminTestCase(TestCase):
         )
 
         self.assertEqual(reply_of(twilio.text()), "Rose Tico has messaged +15005550006 2 times.")
+
+    def test_it_refuses_control_characters_in_a_name(self) -> None:
+        # They would make the TwiML reply that echoes the name malformed XML.
+        for name in ("Rey\x07", "\x1b[31mKylo"):
+            with self.subTest(name=name):
+                response = self.client.post(
+                    "/admin/conversations/caller/add/", {"phone_number": "(415) 555-4444", "name": name}
+                )
+                self.assertEqual(response.status_code, 200)
+                self.assertFormError(
+                    response.context["adminform"].form,
+                    "name",
+                    "Remove the control characters (tabs, line breaks, escapes).",
+                )
+        self.assertFalse(Caller.objects.filter(phone_number="+14155554444").exists())

@@ -40,3 +40,9 @@ class ConversationHandlerTestCase(TwilioTestCase):
         self.assertEqual(Message.objects.count(), 1)
         self.assertEqual(Conversation.objects.get().window_count, 1)
         self.assertNotIn("half", Session.objects.get().get_decoded())
+
+    def test_it_drops_what_xml_forbids_from_the_reply(self) -> None:
+        response = self.twilio.text("ding\x07 \x1b[1mbold\ufffe\U0001f600\t", path="/echo/")
+
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(reply_of(response), "ding [1mbold\U0001f600\t")
