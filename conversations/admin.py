@@ -458,8 +458,16 @@ class ConversationAdmin(ReadOnlyAdmin):
 
 @admin.register(Message)
 class MessageAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "conversation", "direction", "body_start", "reply_start", "status")
-    list_filter = ("direction", "created_at", "status")
+    list_display = (
+        "created_at",
+        "conversation",
+        "direction",
+        "body_start",
+        "reply_start",
+        "status",
+        "simulated",
+    )
+    list_filter = ("direction", "simulated", "created_at", "status")
     search_fields = ("body", "reply", "sid", "conversation__sender")
     list_select_related = ("conversation",)
     date_hierarchy = "created_at"

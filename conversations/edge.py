@@ -4,7 +4,8 @@
 what Twilio exercises: the whole middleware and URL stack (in-process, or over HTTP to a
 running server), Twilio's parameters with a fresh MessageSid, an X-Twilio-Signature made with
 TWILIO_AUTH_TOKEN over the URL called, and the pair's cookies kept the way Twilio keeps them:
-one jar per To/From pair, honouring Max-Age, never longer than 4 hours.
+one jar per To/From pair, honouring Max-Age, never longer than 4 hours. One parameter Twilio
+never sends marks each text as simulated (see signatures.SIMULATOR_MARK).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from django.http.request import split_domain_port, validate_host
 from django.test import Client
 from django.urls import reverse
 from twilio.request_validator import RequestValidator
+
+from conversations.signatures import SIMULATOR_MARK, simulator_mark
 
 # Twilio's own test number as the recipient ("To", the app's number) and a San Francisco sender.
 DEFAULT_SENDER = "+14155551234"
@@ -103,6 +106,7 @@ def _lifetime(morsel: Morsel[str], now: float) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class Delivery:
+    sid: str  # The MessageSid it was sent with, to find what the app recorded.
     status: int
     twiml: str
     reply: str | None  # The <Message> texts, one a line; None for an empty <Response/>.
@@ -143,7 +147,7 @@ def send_as_twilio(
     if answer.status != HTTPStatus.OK:
         raise Rejected(_reason(answer))
     twiml = answer.content.decode("utf-8", errors="replace")
-    return Delivery(status=answer.status, twiml=twiml, reply=_reply(twiml))
+    return Delivery(sid=params["MessageSid"], status=answer.status, twiml=twiml, reply=_reply(twiml))
 
 
 def in_process_url() -> str:
@@ -163,8 +167,8 @@ def _allowed_host() -> str:
 
 
 def twilio_params(body: str, sender: str, recipient: str, media: Sequence[str]) -> dict[str, str]:
-    """The parameters of an incoming-message webhook, as Twilio names them."""
-    sid = f"SM{uuid.uuid4().hex}"
+    """The parameters of an incoming-message webhook, as Twilio names them, marked simulated."""
+    sid = f"{'MM' if media else 'SM'}{uuid.uuid4().hex}"
     params = {
         "MessageSid": sid,
         "SmsMessageSid": sid,
@@ -181,6 +185,7 @@ def twilio_params(body: str, sender: str, recipient: str, media: Sequence[str]) 
     for index, media_url in enumerate(media):
         params[f"MediaUrl{index}"] = media_url
         params[f"MediaContentType{index}"] = mimetypes.guess_type(media_url)[0] or "application/octet-stream"
+    params[SIMULATOR_MARK] = simulator_mark(sid, sender, recipient)
     return params
 
 

@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models import Exists, Subquery, Value
 from phonenumber_field.modelfields import PhoneNumberField
 
+from conversations.phone import e164_or_none
+
 # Control characters (XML 1.0 forbids most of them) and the two non-characters: a name is
 # echoed in TwiML replies, which Twilio rejects when they are not well-formed XML.
 UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ufffe\uffff]")
@@ -134,6 +136,14 @@ class MessageQuerySet(models.QuerySet):
             return 0
         earlier = [name for name, order in STATUS_ORDER.items() if order < rank]
         return self.filter(status__in=earlier).update(status=status, error=error)
+
+    def from_twilio(self, sender: str) -> MessageQuerySet:
+        """Texts Twilio delivered from this sender's number, by SMS or WhatsApp: a real customer's."""
+        number = e164_or_none(sender)
+        addresses = {sender, number, f"whatsapp:{number}"} if number else {sender}
+        return self.filter(
+            direction=Message.Direction.INBOUND, simulated=False, conversation__sender__in=addresses
+        )
 
 
 class Message(models.Model):

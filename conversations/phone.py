@@ -4,6 +4,7 @@ import re
 from functools import lru_cache
 
 import phonenumbers
+from django.conf import settings
 
 CHANNEL_SEPARATOR = ":"
 
@@ -21,6 +22,24 @@ def e164_or_none(address: str) -> str | None:
     if not phonenumbers.is_possible_number(parsed):
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def address_from_input(value: str) -> str:
+    """An address as a person types it, as Twilio would send it.
+
+    "(415) 555-0142" -> "+14155550142" (numbers without a country code are read in
+    PHONE_DEFAULT_REGION, as the admin reads them), "whatsapp:(415) 555-0142" ->
+    "whatsapp:+14155550142"; sender IDs, short codes and anything else stay as typed.
+    """
+    value = value.strip()
+    channel, separator, number = value.rpartition(CHANNEL_SEPARATOR)
+    try:
+        parsed = phonenumbers.parse(number, settings.PHONE_DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        return value
+    if not phonenumbers.is_valid_number(parsed):
+        return value
+    return channel + separator + phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def mask(address: str) -> str:

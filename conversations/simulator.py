@@ -1,13 +1,22 @@
-"""A staff page to text the app as any pair, through the same webhook Twilio calls.
+"""A staff page to text the app as a test pair, through the same webhook Twilio calls.
 
-Each text is delivered by `edge.send_as_twilio()`, signed when a token is set. The pair's
-cookies are kept the way Twilio keeps them, in the staff user's own session (never in the
-browser's cookies, where they would replace the staff login).
+Each text is delivered by `edge.send_as_twilio()`, signed when a token is set and marked as
+simulated. The pair's cookies are kept the way Twilio keeps them, in the staff user's own
+session (never in the browser's cookies, where they would replace the staff login).
+
+The page is no back door: it is off in production unless SIMULATOR_ENABLED is set, it needs
+the `use_simulator` permission, it shows only what the user may view in the admin, and it
+never sends as a number that has texted the app through Twilio.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import wraps
+from itertools import pairwise
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,27 +24,43 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.validators import URLValidator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
-from phonenumber_field.phonenumber import to_python
 
 from conversations.edge import DEFAULT_RECIPIENT, DEFAULT_SENDER, CookieJars, Rejected, send_as_twilio
 from conversations.models import Caller, Conversation, Message
-from conversations.phone import e164_or_none
+from conversations.phone import address_from_input, e164_or_none
+from conversations.webhook import Keyword, keyword_of
 
 JARS_KEY = "simulator_cookie_jars"
 PAIR_KEY = "simulator_pair"
+# Why the latest texts got no reply, by MessageSid: worked out right after each was sent.
+WHY_KEY = "simulator_why_no_reply"
+WHY_KEPT = 20
 THREAD_LENGTH = 100
+PERMISSION = "conversations.use_simulator"
+
+View = Callable[[HttpRequest], HttpResponse]
 
 
-def address(value: str) -> str:
-    """A number as people type it, in E.164; sender IDs and whatsapp: addresses as they are."""
-    if ":" in value:
-        return value  # A channel address (whatsapp:+1…) goes to the webhook as Twilio sends it.
-    number = to_python(value)
-    return number.as_e164 if number and number.is_valid() else value
+def is_open_to(user: AbstractBaseUser | AnonymousUser) -> bool:
+    return settings.SIMULATOR_ENABLED and user.is_active and user.is_staff and user.has_perm(PERMISSION)
+
+
+def _enabled(view: View) -> View:
+    @wraps(view)
+    def wrapper(request: HttpRequest) -> HttpResponse:
+        if not settings.SIMULATOR_ENABLED:
+            raise Http404("The simulator is switched off (SIMULATOR_ENABLED).")
+        return view(request)
+
+    return wrapper
 
 
 class PairForm(forms.Form):
@@ -48,10 +73,10 @@ class PairForm(forms.Form):
     recipient = forms.CharField(label="To", max_length=64)
 
     def clean_sender(self) -> str:
-        return address(self.cleaned_data["sender"])
+        return address_from_input(self.cleaned_data["sender"])
 
     def clean_recipient(self) -> str:
-        return address(self.cleaned_data["recipient"])
+        return address_from_input(self.cleaned_data["recipient"])
 
 
 class TextForm(PairForm):
@@ -60,9 +85,30 @@ class TextForm(PairForm):
         max_length=1600,
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Text message", "autofocus": True}),
     )
+    media = forms.URLField(
+        label="Media URL",
+        required=False,
+        max_length=1000,
+        assume_scheme="https",
+        validators=[URLValidator(schemes=["http", "https"])],
+        widget=forms.URLInput(attrs={"placeholder": "Attach a media URL (MMS)"}),
+    )
+
+    def clean_sender(self) -> str:
+        sender = super().clean_sender()
+        # The webhook refuses it too; saying so here keeps the text in the box.
+        if Message.objects.from_twilio(sender).exists():
+            raise forms.ValidationError(
+                f"{sender} has texted this app through Twilio: a real customer's number cannot be "
+                "simulated. Pick another sender."
+            )
+        return sender
 
 
+@never_cache
+@_enabled
 @staff_member_required
+@permission_required(PERMISSION, raise_exception=True)
 @require_http_methods(["GET", "POST"])
 def simulator(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
@@ -82,16 +128,44 @@ def _send(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _page(request, PairForm(request.POST, auto_id="pair_%s"), form, status=400)
     sender, recipient = form.cleaned_data["sender"], form.cleaned_data["recipient"]
+    media = [form.cleaned_data["media"]] if form.cleaned_data["media"] else []
     jars = CookieJars(request.session.get(JARS_KEY))
     try:
-        send_as_twilio(form.cleaned_data["body"], sender, recipient, jars=jars)
+        delivery = send_as_twilio(form.cleaned_data["body"], sender, recipient, jars=jars, media=media)
     except Rejected as error:
         messages.error(request, f"Not delivered: {error}")
+    else:
+        if delivery.reply is None:
+            _remember_why(request, delivery.sid)
     # Reassigned, not changed in place, so the session knows to save it.
     request.session[JARS_KEY] = jars.to_dict(time.time())
     # Back to the thread with a GET, so a reload never sends the text again.
     query = urlencode({"sender": sender, "recipient": recipient})
     return HttpResponseRedirect(f"{reverse('simulator')}?{query}")
+
+
+def why_no_reply(message: Message) -> str:
+    """Why the app did not answer a text, from what the webhook recorded of it."""
+    conversation = message.conversation
+    number = e164_or_none(conversation.sender)
+    keyword = keyword_of(message.body)
+    if keyword is Keyword.OPT_OUT and conversation.opted_out:
+        return "This text opted the conversation out: Twilio confirms it, the app stays silent until START."
+    if number and Caller.objects.filter(phone_number=number, blocked=True).exists():
+        return "The sender is blocked: the app records their texts but does not answer."
+    if keyword is Keyword.HELP:
+        return "HELP and INFO are answered by Twilio itself, not by the app."
+    if conversation.opted_out:
+        return "This conversation is opted out: the app answers again after START."
+    return "The app chose not to answer."
+
+
+def _remember_why(request: HttpRequest, sid: str) -> None:
+    message = Message.objects.select_related("conversation").filter(sid=sid).first()
+    if message is None or message.reply:
+        return
+    kept = list(request.session.get(WHY_KEY, {}).items())[-(WHY_KEPT - 1) :]
+    request.session[WHY_KEY] = {**dict(kept), sid: why_no_reply(message)}
 
 
 def _default_pair() -> dict[str, str]:
@@ -100,36 +174,84 @@ def _default_pair() -> dict[str, str]:
 
 def _page(request: HttpRequest, pair: PairForm, form: TextForm, status: int = 200) -> HttpResponse:
     sender, recipient = form["sender"].value() or "", form["recipient"].value() or ""
+    user = request.user
+    # Each part of the page shows what the admin would show this user, and no more.
+    may_view_callers = user.has_perm("conversations.view_caller")
     context = {
         **admin.site.each_context(request),
         "title": "SMS simulator",
         "is_nav_sidebar_enabled": False,  # Room for the phone, as on the admin's index.
         "pair": pair,
         "form": form,
-        "sender_name": _names([sender]).get(sender),
-        "thread": _thread(sender, recipient),
-        "callers": Caller.objects.order_by("name")[:500],
-        "recent": _recent(),
+        "sender_name": _names([sender]).get(sender) if may_view_callers else None,
+        "thread": (
+            _thread(sender, recipient, request.session.get(WHY_KEY, {}))
+            if user.has_perm("conversations.view_message")
+            else None
+        ),
+        "callers": Caller.objects.order_by("name")[:500] if may_view_callers else None,
+        "recent": (
+            _recent(with_names=may_view_callers) if user.has_perm("conversations.view_conversation") else None
+        ),
         "signed": bool(settings.TWILIO_AUTH_TOKEN),
     }
     return render(request, "conversations/simulator/page.html", context, status=status)
 
 
-def _thread(sender: str, recipient: str) -> list[Message]:
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A text of the thread, with what the page says around it."""
+
+    message: Message
+    window_began: bool  # A new conversation window began with this text.
+    why_no_reply: str
+
+
+def _thread(sender: str, recipient: str, why: dict[str, str]) -> list[Entry]:
     """The pair's latest texts and replies, oldest first, as a phone shows them."""
-    latest = Message.objects.filter(conversation__sender=sender, conversation__recipient=recipient).order_by(
-        "-created_at", "-pk"
-    )[:THREAD_LENGTH]
-    return list(reversed(latest))
+    latest = (
+        Message.objects.filter(conversation__sender=sender, conversation__recipient=recipient)
+        .select_related("sent_by")
+        .order_by("-created_at", "-pk")[:THREAD_LENGTH]
+    )
+    messages_ = list(reversed(latest))
+    started = (
+        Conversation.objects.for_pair(sender, recipient).values_list("window_started_at", flat=True).first()
+    )
+    beginnings = _window_beginnings(messages_, started)
+    return [
+        Entry(message, message.pk in beginnings, why.get(message.sid or "", "No reply."))
+        for message in messages_
+    ]
 
 
-def _recent() -> list[dict[str, Any]]:
+def _window_beginnings(messages_: list[Message], current_started: datetime | None) -> set[int]:
+    """The texts with which a conversation window began.
+
+    The current window's start is recorded on the conversation. Earlier ones are not, but a
+    window ends after CONVERSATION_TIMEOUT of silence, so a longer gap began a new one, and
+    the pair's very first text began one.
+    """
+    timeout = timedelta(seconds=settings.CONVERSATION_TIMEOUT)
+    beginnings: set[int] = set()
+    if messages_ and len(messages_) < THREAD_LENGTH:  # The whole history: its first text.
+        beginnings.add(messages_[0].pk)
+    current = next((m for m in messages_ if current_started and m.created_at >= current_started), None)
+    if current is not None:
+        beginnings.add(current.pk)
+    for previous, message in pairwise(messages_):
+        if message.created_at - previous.created_at > timeout:
+            beginnings.add(message.pk)
+    return beginnings
+
+
+def _recent(*, with_names: bool) -> list[dict[str, Any]]:
     conversations = list(
         Conversation.objects.filter(last_activity__isnull=False)
         .order_by("-last_activity")
         .values("sender", "recipient", "last_activity")[:10]
     )
-    names = _names([c["sender"] for c in conversations])
+    names = _names([c["sender"] for c in conversations]) if with_names else {}
     for conversation in conversations:
         conversation["name"] = names.get(conversation["sender"])
         conversation["query"] = urlencode(

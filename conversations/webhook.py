@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -42,7 +43,7 @@ from conversations.models import Conversation, Message
 from conversations.pair_sql import LockedPair
 from conversations.phone import e164_or_none, mask
 from conversations.sessions import PairSessionStore
-from conversations.signatures import signed_params
+from conversations.signatures import SIMULATOR_MARK, signed_params, simulator_mark_matches
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,10 @@ ATTEMPTS = 3
 OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 OPT_IN_WORDS = frozenset({"START", "UNSTOP", "YES"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
+
+# What XML 1.0 allows in a document: Twilio refuses a reply that is not well-formed XML, and
+# a Caller name or a handler's reply may hold control characters.
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class BadText(ValueError):
@@ -79,17 +84,11 @@ class InboundText:
     sid: str | None
     media_urls: list[str]
     opt_out_type: str = ""
+    simulated: bool = False  # Sent by the simulator or `manage.py sms`, not by Twilio.
 
     @property
     def keyword(self) -> Keyword | None:
-        word = self.body.strip().upper()
-        if self.opt_out_type == "STOP" or word in OPT_OUT_WORDS:
-            return Keyword.OPT_OUT
-        if self.opt_out_type == "START" or word in OPT_IN_WORDS:
-            return Keyword.OPT_IN
-        if self.opt_out_type == "HELP" or word in HELP_WORDS:
-            return Keyword.HELP
-        return None
+        return keyword_of(self.body, self.opt_out_type)
 
     @classmethod
     def from_params(cls, params: QueryDict) -> InboundText:
@@ -110,11 +109,26 @@ class InboundText:
             sid=sid,
             media_urls=media,
             opt_out_type=params.get("OptOutType", "").strip().upper(),
+            simulated=SIMULATOR_MARK in params,
         )
         # Valid UTF-8, but no database text column takes it (PostgreSQL refuses it outright).
         if any("\x00" in value for value in (sender, recipient, text.body, sid or "", *media)):
             raise BadText("Parameters must not contain NUL characters.")
+        if text.simulated and not simulator_mark_matches(params):
+            raise BadText(f"{SIMULATOR_MARK} does not match.")
         return text
+
+
+def keyword_of(body: str, opt_out_type: str = "") -> Keyword | None:
+    """The keyword Twilio sees in a text: a single word, any case, or Twilio's OptOutType."""
+    word = body.strip().upper()
+    if opt_out_type == "STOP" or word in OPT_OUT_WORDS:
+        return Keyword.OPT_OUT
+    if opt_out_type == "START" or word in OPT_IN_WORDS:
+        return Keyword.OPT_IN
+    if opt_out_type == "HELP" or word in HELP_WORDS:
+        return Keyword.HELP
+    return None
 
 
 def _media_count(params: QueryDict) -> int:
@@ -164,6 +178,10 @@ def in_pair_transaction(work: Callable[[], T], *, deadline: float | None = None)
 
 
 def receive(request: HttpRequest, text: InboundText, handler: Handler, deadline: float) -> Turn:
+    # A simulated text must never land in a real customer's conversation (a STOP from the
+    # simulator would opt them out). Only simulated texts pay for this query.
+    if text.simulated and Message.objects.from_twilio(text.sender).exists():
+        raise BadText(f"{text.sender} has texted this app through Twilio: it cannot be simulated.")
     return in_pair_transaction(partial(_receive_locked, request, text, handler), deadline=deadline)
 
 
@@ -257,7 +275,13 @@ def _repeat(conversation: Conversation, text: InboundText) -> Turn:
 
 def _record(conversation: Conversation, text: InboundText, reply: str | None, now: datetime) -> None:
     pair_sql.insert_inbound(
-        conversation.pk, sid=text.sid, body=text.body, media_urls=text.media_urls, reply=reply or "", now=now
+        conversation.pk,
+        sid=text.sid,
+        body=text.body,
+        media_urls=text.media_urls,
+        reply=reply or "",
+        now=now,
+        simulated=text.simulated,
     )
 
 
@@ -311,6 +335,7 @@ def conversation_end(conversation: Conversation) -> None:
 
 def twiml(reply: str | None) -> HttpResponse:
     response = MessagingResponse()
+    reply = NOT_XML.sub("", reply or "")
     if reply:
         response.message(reply)
     return HttpResponse(str(response), content_type="text/xml; charset=utf-8")

@@ -194,6 +194,9 @@ SMS_BACKEND = env("SMS_BACKEND", default="console" if DEBUG and not TWILIO_ACCOU
 if SMS_BACKEND not in ("twilio", "console"):
     raise ImproperlyConfigured(f"SMS_BACKEND must be twilio or console, not {SMS_BACKEND!r}.")
 
+# Simulator: /simulator/ for staff with its permission; off in production unless switched on.
+SIMULATOR_ENABLED = env.bool("SIMULATOR_ENABLED", default=DEBUG)
+
 # Trying it without Twilio: where `manage.py sms` keeps each pair's cookie between runs.
 SMS_COOKIE_JAR = env.path("SMS_COOKIE_JAR", default=BASE_DIR / "var" / "sms-cookies.json")
 

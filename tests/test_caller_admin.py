@@ -123,3 +123,18 @@ class CallerAdminTestCase(TestCase):
         )
         entry = LogEntry.objects.get(object_id=str(message.conversation_id))
         self.assertEqual(entry.get_change_message(), "Sent a text")
+
+    def test_it_refuses_control_characters_in_a_name(self) -> None:
+        # They would make the TwiML reply that echoes the name malformed XML.
+        for name in ("Rey\x07", "\x1b[31mKylo"):
+            with self.subTest(name=name):
+                response = self.client.post(
+                    "/admin/conversations/caller/add/", {"phone_number": "(415) 555-4444", "name": name}
+                )
+                self.assertEqual(response.status_code, 200)
+                self.assertFormError(
+                    response.context["adminform"].form,
+                    "name",
+                    "Remove the control characters (tabs, line breaks, escapes).",
+                )
+        self.assertFalse(Caller.objects.filter(phone_number="+14155554444").exists())

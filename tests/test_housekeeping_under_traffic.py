@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from conversations.models import Conversation, Message
 from tests.server import BASE_DIR, gunicorn, live_database_url
-from tests.twilio import RECIPIENT, SENDER, TOKEN, sign
+from tests.twilio import RECIPIENT, SENDER, TOKEN, new_sid, sign
 
 OLD_MESSAGES = 20_000
 
@@ -39,7 +39,12 @@ class HousekeepingUnderTrafficTestCase(TransactionTestCase):
             def texts() -> None:
                 # Texts keep coming from before the housekeeping starts until after it ends.
                 while not housekeeping_done.is_set() or len(replies) < 20:
-                    params = {"From": SENDER, "To": RECIPIENT, "Body": f"text {len(replies)}"}
+                    params = {
+                        "From": SENDER,
+                        "To": RECIPIENT,
+                        "Body": f"text {len(replies)}",
+                        "MessageSid": new_sid(),
+                    }
                     headers = {"X-Twilio-Signature": sign(url, params)}
                     replies.append(requests.post(url, data=params, headers=headers, timeout=30).status_code)
 

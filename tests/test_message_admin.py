@@ -4,7 +4,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from conversations.models import Caller, Conversation, Message
-from tests.twilio import RECIPIENT, SENDER, TwilioTestCase
+from tests.twilio import RECIPIENT, SENDER, TwilioTestCase, sid_of
 
 CHANGELIST = "/admin/conversations/message/"
 
@@ -13,8 +13,8 @@ class MessageAdminTestCase(TwilioTestCase):
     def setUp(self) -> None:
         super().setUp()
         self.client.force_login(User.objects.create(username="staff", is_staff=True, is_superuser=True))
-        self.twilio.text("Where is the falcon?", sid="SM0001")
-        self.twilio.text("Never mind", sid="SM0002")
+        self.twilio.text("Where is the falcon?", sid=sid_of(1))
+        self.twilio.text("Never mind", sid=sid_of(2))
         conversation = Conversation.objects.get()
         self.outbound = Message.objects.create(
             conversation=conversation,
@@ -64,7 +64,7 @@ class MessageAdminTestCase(TwilioTestCase):
         self.assertEqual(listed, ["Never mind", "Where is the falcon?"])
 
     def test_it_shows_a_message_read_only_with_its_conversation(self) -> None:
-        message = Message.objects.get(sid="SM0001")
+        message = Message.objects.get(sid=sid_of(1))
 
         response = self.client.get(f"{CHANGELIST}{message.pk}/change/")
 
@@ -73,10 +73,19 @@ class MessageAdminTestCase(TwilioTestCase):
         self.assertNotContains(response, 'name="_save"')
 
     def test_it_cannot_add_change_or_delete_messages(self) -> None:
-        message = Message.objects.get(sid="SM0001")
+        message = Message.objects.get(sid=sid_of(1))
 
         self.assertEqual(self.client.get(f"{CHANGELIST}add/").status_code, 403)
         self.client.post(f"{CHANGELIST}{message.pk}/change/", {"body": "rewritten"})
         self.assertEqual(self.client.post(f"{CHANGELIST}{message.pk}/delete/").status_code, 403)
         message.refresh_from_db()
         self.assertEqual(message.body, "Where is the falcon?")
+
+    def test_it_shows_and_filters_simulated_texts(self) -> None:
+        Message.objects.filter(sid=sid_of(2)).update(simulated=True)
+
+        response = self.client.get(CHANGELIST, {"simulated__exact": "1"})
+
+        self.assertEqual([m.body for m in response.context["cl"].result_list], ["Never mind"])
+        self.assertContains(response, '<td class="field-simulated">')
+        self.assertEqual(self.listed(simulated__exact="0"), ["It's in the hangar", "Where is the falcon?"])

@@ -2,15 +2,17 @@
 
 import os
 import unittest
+from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from django.test import override_settings
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
-from conversations.models import Caller
+from conversations.models import Caller, Conversation, Message
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The machine reaches no network beyond package registries: keep Chromium from trying.
@@ -24,10 +26,13 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOT = Path(settings.BASE_DIR) / "var" / "simulator.png"
+PHONE_SCREENSHOT = Path(settings.BASE_DIR) / "var" / "simulator-phone.png"
+PHONE = {"width": 390, "height": 844}  # An iPhone 12 to 15's screen, in CSS pixels.
 PASSWORD = "a-browser-test-password"
 
 
 @unittest.skipUnless(CHROMIUM.exists(), "needs Debian's chromium at /usr/bin/chromium")
+@override_settings(SIMULATOR_ENABLED=True)
 class SimulatorBrowserTestCase(StaticLiveServerTestCase):
     browser: Browser
 
@@ -49,9 +54,9 @@ class SimulatorBrowserTestCase(StaticLiveServerTestCase):
         User.objects.create_superuser("admin", password=PASSWORD)
         Caller.objects.create(phone_number="+14155550001", name="Rey")
 
-    def log_in(self, java_script: bool = True) -> Page:
+    def log_in(self, java_script: bool = True, viewport: dict[str, int] | None = None) -> Page:
         context = self.browser.new_context(
-            viewport={"width": 1100, "height": 820}, java_script_enabled=java_script
+            viewport=viewport or {"width": 1100, "height": 820}, java_script_enabled=java_script
         )
         self.addCleanup(context.close)
         page = context.new_page()
@@ -102,3 +107,70 @@ class SimulatorBrowserTestCase(StaticLiveServerTestCase):
         expect(page.locator("#sim-thread")).to_contain_text("Friend has messaged +15005550006 1 time.")
         self.send(page, "Hello again")
         expect(page.locator("#sim-thread")).to_contain_text("Friend has messaged +15005550006 2 times.")
+
+    def test_it_fits_a_phone_screen(self) -> None:
+        page = self.log_in(viewport=PHONE)
+        self.open_pair(page, "+14155550001")
+
+        self.send(page, "Hello there")
+        expect(page.locator("#sim-thread")).to_contain_text("Rey has messaged +15005550006 1 time.")
+        self.send(page, "HELP")
+        expect(page.locator("#sim-thread")).to_contain_text("HELP and INFO are answered by Twilio itself")
+
+        self.assertLessEqual(page.evaluate("document.documentElement.scrollWidth"), PHONE["width"])
+        self.assertTrue(page.locator("#sim-compose button[type=submit]").is_visible())
+        PHONE_SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=PHONE_SCREENSHOT)
+
+    def test_it_shows_a_javascript_media_url_as_text_that_runs_nothing(self) -> None:
+        conversation = Conversation.objects.create(sender="+14155550001", recipient="+15005550006")
+        Message.objects.create(
+            conversation=conversation, direction="inbound", media_urls=["javascript:window.pwned=true"]
+        )
+        page = self.log_in()
+
+        self.open_pair(page, "+14155550001")
+        media = page.locator(".sim-media", has_text="javascript:window.pwned=true")
+        expect(media).to_be_visible()
+        self.assertEqual(page.locator("#sim-thread a").count(), 0)
+        media.click()
+
+        self.assertIsNone(page.evaluate("window.pwned"))
+
+    def fail_posts(self, page: Page, fail: Callable[[Route], None]) -> None:
+        def handle(route: Route) -> None:
+            if route.request.method == "POST":
+                fail(route)
+            else:
+                route.continue_()
+
+        page.route("**/simulator/*", handle)
+
+    def assert_it_recovers(self, page: Page, message: str) -> None:
+        expect(page.locator("#sim-failure")).to_contain_text(message)
+        expect(page.locator("#id_body")).to_have_value("Hello there")
+        expect(page.locator("#sim-compose button[type=submit]")).to_be_enabled()
+        expect(page.locator(".sim-pending")).to_have_count(0)
+        page.unroute("**/simulator/*")
+
+        page.click("#sim-compose button[type=submit]")
+
+        expect(page.locator("#sim-thread")).to_contain_text("Friend has messaged +15005550006 1 time.")
+        expect(page.locator("#sim-failure")).to_be_hidden()
+        self.assertEqual(Message.objects.count(), 1)
+
+    def test_it_lets_a_text_be_sent_again_after_a_network_error(self) -> None:
+        page = self.log_in()
+        self.fail_posts(page, lambda route: route.abort("connectionrefused"))
+
+        self.send(page, "Hello there")
+
+        self.assert_it_recovers(page, "the app could not be reached")
+
+    def test_it_lets_a_text_be_sent_again_after_a_server_error(self) -> None:
+        page = self.log_in()
+        self.fail_posts(page, lambda route: route.fulfill(status=500, body="Server Error (500)"))
+
+        self.send(page, "Hello there")
+
+        self.assert_it_recovers(page, "the app answered 500")

@@ -3,11 +3,14 @@ from datetime import timedelta
 
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
+from django.http import HttpResponse
 from django.test import override_settings
 from django.utils import timezone
 
+from conversations.edge import twilio_params
 from conversations.models import Caller, Conversation, Message
-from tests.twilio import RECIPIENT, SENDER, TOKEN, TwilioTestCase, reply_of, sign
+from conversations.signatures import simulator_mark
+from tests.twilio import RECIPIENT, SENDER, TOKEN, TwilioTestCase, reply_of, sid_of, sign
 
 
 class SmsReplyTestCase(TwilioTestCase):
@@ -90,11 +93,11 @@ class SmsReplyTestCase(TwilioTestCase):
                 self.assertEqual(Message.objects.latest("pk").body, body)
 
     def test_it_records_each_text_with_its_reply(self) -> None:
-        self.twilio.text("First", sid="SM0001", NumMedia="1", MediaUrl0="https://api.twilio.com/m/1")
+        self.twilio.text("First", sid=sid_of(1), NumMedia="1", MediaUrl0="https://api.twilio.com/m/1")
 
         message = Message.objects.get()
         self.assertEqual(message.direction, Message.Direction.INBOUND)
-        self.assertEqual(message.sid, "SM0001")
+        self.assertEqual(message.sid, sid_of(1))
         self.assertEqual(message.body, "First")
         self.assertEqual(message.media_urls, ["https://api.twilio.com/m/1"])
         self.assertEqual(message.reply, "Friend has messaged +15005550006 1 time.")
@@ -111,17 +114,17 @@ class SmsReplyTestCase(TwilioTestCase):
         self.assertEqual(reply_of(response), "Friend has messaged +15005550006 1 time.")
 
     def test_it_answers_get_requests_signed_on_the_url_alone(self) -> None:
-        query = "From=%2B14155551234&To=%2B15005550006&Body=Hi&MessageSid=SM9"
+        query = f"From=%2B14155551234&To=%2B15005550006&Body=Hi&MessageSid={sid_of(9)}"
         url = f"http://testserver/sms/?{query}"
 
         response = self.client.get(url, headers={"X-Twilio-Signature": sign(url)})
 
         self.assertEqual(reply_of(response), "Friend has messaged +15005550006 1 time.")
-        self.assertEqual(Message.objects.get().sid, "SM9")
+        self.assertEqual(Message.objects.get().sid, sid_of(9))
 
 
 class SmsSignatureTestCase(TwilioTestCase):
-    params = {"From": SENDER, "To": RECIPIENT, "Body": "Hi"}
+    params = {"From": SENDER, "To": RECIPIENT, "Body": "Hi", "MessageSid": sid_of(1)}
 
     def test_it_rejects_a_text_without_signature_and_records_nothing(self) -> None:
         response = self.client.post("/sms/", self.params)
@@ -210,9 +213,9 @@ class SmsBadInputTestCase(TwilioTestCase):
 
     def test_it_needs_from_and_to(self) -> None:
         for params, reason in (
-            ({"To": RECIPIENT, "Body": "Hi"}, b"Missing From."),
-            ({"From": SENDER, "Body": "Hi"}, b"Missing To."),
-            ({"From": " ", "To": "", "Body": "Hi"}, b"Missing From and To."),
+            ({"To": RECIPIENT, "Body": "Hi", "MessageSid": sid_of(1)}, b"Missing From."),
+            ({"From": SENDER, "Body": "Hi", "MessageSid": sid_of(2)}, b"Missing To."),
+            ({"From": " ", "To": "", "Body": "Hi", "MessageSid": sid_of(3)}, b"Missing From and To."),
         ):
             with self.subTest(params=params):
                 signature = sign("http://testserver/sms/", params)
@@ -226,6 +229,7 @@ class SmsBadInputTestCase(TwilioTestCase):
 
         self.assertEqual(response.status_code, 400)
 
+    @override_settings(TWILIO_REQUIRE_SIGNATURE=False)
     def test_it_refuses_a_message_sid_longer_than_twilio_sends(self) -> None:
         response = self.twilio.text(sid="SM" + "0" * 100)
 
@@ -385,22 +389,22 @@ class SmsStateTestCase(TwilioTestCase):
 
 class SmsRetryTestCase(TwilioTestCase):
     def test_it_answers_a_repeated_message_sid_with_the_first_reply(self) -> None:
-        first = self.twilio.text(sid="SM0001")
-        self.twilio.text(sid="SM0002")
+        first = self.twilio.text(sid=sid_of(1))
+        self.twilio.text(sid=sid_of(2))
 
-        again = self.twilio.text(sid="SM0001")
+        again = self.twilio.text(sid=sid_of(1))
 
         self.assertEqual(again.content, first.content)
         self.assertEqual(Message.objects.count(), 2)
         self.assertEqual(Conversation.objects.get().window_count, 2)
         self.assertEqual(
-            reply_of(self.twilio.text(sid="SM0003")), "Friend has messaged +15005550006 3 times."
+            reply_of(self.twilio.text(sid=sid_of(3))), "Friend has messaged +15005550006 3 times."
         )
 
     def test_it_refuses_a_message_sid_of_another_pair(self) -> None:
-        self.twilio.text(sid="SM0001", sender="+14155550001")
+        self.twilio.text(sid=sid_of(1), sender="+14155550001")
 
-        response = self.twilio.text(sid="SM0001", sender="+14155550002")
+        response = self.twilio.text(sid=sid_of(1), sender="+14155550002")
 
         self.assertEqual(response.status_code, 400)
         self.assertEqual(Message.objects.count(), 1)
@@ -431,45 +435,46 @@ class SmsBlockedCallerTestCase(TwilioTestCase):
 class SmsQueryBudgetTestCase(TwilioTestCase):
     def test_it_runs_six_statements_per_steady_state_text(self) -> None:
         Caller.objects.create(phone_number=SENDER, name="Rey")
-        self.twilio.text(sid="SM0001")
+        self.twilio.text(sid=sid_of(1))
 
         # Savepoint and release stand in for BEGIN and COMMIT inside the test's transaction.
         with self.assertNumQueries(6):
-            response = self.twilio.text(sid="SM0002")
+            response = self.twilio.text(sid=sid_of(2))
 
         self.assertEqual(reply_of(response), "Rey has messaged +15005550006 2 times.")
 
+    @override_settings(TWILIO_REQUIRE_SIGNATURE=False)  # Else a text without MessageSid gets 400.
     def test_it_runs_as_many_statements_without_a_cookie_or_sid(self) -> None:
-        self.twilio.text()
+        self.twilio.text(sid="")
 
         with self.assertNumQueries(6):
-            self.twilio.text(cookie="")
+            self.twilio.text(sid="", cookie="")
 
     def test_it_answers_a_retry_in_four_statements(self) -> None:
-        self.twilio.text(sid="SM0001")
+        self.twilio.text(sid=sid_of(1))
 
         with self.assertNumQueries(4):
-            self.twilio.text(sid="SM0001")
+            self.twilio.text(sid=sid_of(1))
 
     def test_its_statement_count_does_not_grow_with_the_tables(self) -> None:
         for i in range(30):
             Caller.objects.create(phone_number=f"+1415555{i:04d}", name=f"Caller {i}")
-            self.twilio.text(sender=f"+1415555{i:04d}", sid=f"SMA{i}")
-        self.twilio.text(sid="SM0001")
+            self.twilio.text(sender=f"+1415555{i:04d}", sid=sid_of(100 + i))
+        self.twilio.text(sid=sid_of(1))
 
         with self.assertNumQueries(6):
-            self.twilio.text(sid="SM0002")
+            self.twilio.text(sid=sid_of(2))
 
 
 @override_settings(TWILIO_AUTH_TOKEN=TOKEN)
 class SmsLogTestCase(TwilioTestCase):
     def test_it_logs_one_line_per_text_with_numbers_masked(self) -> None:
         with self.assertLogs("conversations", "INFO") as logs:
-            self.twilio.text(sid="SM0001")
+            self.twilio.text(sid=sid_of(1))
 
         self.assertEqual(len(logs.output), 1)
         line = logs.output[0]
-        self.assertIn("sid=SM0001 outcome=counted from=+1415555**** to=+1500555****", line)
+        self.assertIn(f"sid={sid_of(1)} outcome=counted from=+1415555**** to=+1500555****", line)
         self.assertIn("duration_ms=", line)
         self.assertNotIn(SENDER, line)
 
@@ -533,3 +538,173 @@ class SmsOptOutTestCase(TwilioTestCase):
         self.assertIsNone(reply_of(self.twilio.text("Aide", OptOutType="HELP")))
         self.assertEqual(self.conversation().window_count, 0)
         self.assertEqual(Message.objects.count(), 3)
+
+
+def twilio_form(body: str = "Hello", sid: str = sid_of(1), **extra: str) -> dict[str, str]:
+    """Every parameter of Twilio's incoming-message webhook, as Twilio sends them."""
+    return {
+        "AccountSid": "AC" + "0" * 32,
+        "ApiVersion": "2010-04-01",
+        "Body": body,
+        "From": SENDER,
+        "FromCity": "SAN FRANCISCO",
+        "FromCountry": "US",
+        "FromState": "CA",
+        "FromZip": "94105",
+        "MessageSid": sid,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsMessageSid": sid,
+        "SmsSid": sid,
+        "SmsStatus": "received",
+        "To": RECIPIENT,
+        "ToCountry": "US",
+        **extra,
+    }
+
+
+class SmsOnlyWhatTwilioSendsTestCase(TwilioTestCase):
+    def post(self, params: dict[str, str], signature: str | None = None) -> HttpResponse:
+        signature = signature or sign("http://testserver/sms/", params)
+        return self.client.post("/sms/", params, headers={"X-Twilio-Signature": signature})
+
+    def test_it_refuses_a_text_without_message_sid(self) -> None:
+        response = self.twilio.text(sid="")
+
+        self.assertEqual(response.status_code, 400)
+        self.assertEqual(response.content, b"Missing or malformed MessageSid.")
+        self.assertFalse(Conversation.objects.exists())
+
+    def test_it_refuses_a_malformed_message_sid(self) -> None:
+        for sid in ("SM0001", "SM" + "g" * 32, "XX" + "a" * 32, "SM" + "a" * 33, "SM" + "a" * 31 + "\n"):
+            with self.subTest(sid=sid):
+                self.assertEqual(self.twilio.text(sid=sid).status_code, 400)
+        self.assertFalse(Message.objects.exists())
+
+    def test_it_takes_sms_and_mms_sids(self) -> None:
+        for sid in ("SM" + "0123456789abcdef" * 2, "MM" + "0123456789ABCDEF" * 2):
+            with self.subTest(sid=sid):
+                self.assertEqual(self.twilio.text(sid=sid).status_code, 200)
+
+    @override_settings(TWILIO_ACCOUNT_SID="AC" + "1" * 32)
+    def test_it_refuses_a_text_for_another_account(self) -> None:
+        for account in ("AC" + "2" * 32, ""):
+            with self.subTest(account=account):
+                response = self.twilio.text(AccountSid=account)
+                self.assertEqual(response.status_code, 400)
+                self.assertEqual(response.content, b"AccountSid is not this app's account.")
+        self.assertFalse(Message.objects.exists())
+        self.assertEqual(reply_of(self.twilio.text()), "Friend has messaged +15005550006 1 time.")
+
+    def test_it_refuses_a_replay_reshaped_to_drop_the_message_sid(self) -> None:
+        original = twilio_form()
+        signature = sign("http://testserver/sms/", original)
+        self.post(original, signature)
+        # Twilio signs names and values run together, so folding MessageSid…SmsStatus into
+        # FromZip's value keeps the very same signature, and the text has no MessageSid left.
+        folded = ["MessageSid", "NumMedia", "NumSegments", "SmsMessageSid", "SmsSid", "SmsStatus"]
+        reshaped = {name: value for name, value in original.items() if name not in folded}
+        reshaped["FromZip"] += "".join(name + original[name] for name in folded)
+        self.assertEqual(sign("http://testserver/sms/", reshaped), signature)
+
+        for _ in range(3):
+            response = self.post(reshaped, signature)
+            self.assertEqual(response.status_code, 400)
+
+        self.assertEqual(Message.objects.count(), 1)
+        self.assertEqual(Conversation.objects.get().window_count, 1)
+
+    def test_it_rejects_a_signature_that_is_not_ascii(self) -> None:
+        response = self.post(twilio_form(), signature="é" * 28)
+
+        self.assertEqual(response.status_code, 403)
+        self.assertFalse(Message.objects.exists())
+
+    def test_it_answers_well_formed_xml_whatever_a_caller_name_holds(self) -> None:
+        # Written straight to the database, past the admin's validation.
+        Caller.objects.create(phone_number=SENDER, name="R\x07ey\x1b[0m\ufffe")
+
+        response = self.twilio.text("bell\x07 escape\x1b")
+
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(reply_of(response), "Rey[0m has messaged +15005550006 1 time.")
+        self.assertEqual(Message.objects.get().body, "bell\x07 escape\x1b")
+
+
+def simulator_mark_with(token: str, sid: str, sender: str, recipient: str) -> str:
+    with override_settings(TWILIO_AUTH_TOKEN=token):
+        return simulator_mark(sid, sender, recipient)
+
+
+class SmsSimulatedTestCase(TwilioTestCase):
+    def post(self, params: dict[str, str]) -> HttpResponse:
+        signature = sign("http://testserver/sms/", params)
+        return self.client.post("/sms/", params, headers={"X-Twilio-Signature": signature})
+
+    def simulated(self, body: str = "Hello", sender: str = SENDER) -> dict[str, str]:
+        with override_settings(TWILIO_AUTH_TOKEN=TOKEN):
+            return twilio_params(body, sender, RECIPIENT, media=[])
+
+    def test_it_records_twilios_texts_as_not_simulated(self) -> None:
+        self.twilio.text()
+
+        self.assertIs(Message.objects.get().simulated, False)
+
+    def test_it_records_a_text_with_the_simulator_mark_as_simulated(self) -> None:
+        response = self.post(self.simulated(sender="+14155550001"))
+
+        self.assertEqual(reply_of(response), "Friend has messaged +15005550006 1 time.")
+        self.assertIs(Message.objects.get().simulated, True)
+
+    def test_it_refuses_a_simulator_mark_made_without_the_token(self) -> None:
+        for mark in ("1", simulator_mark_with("another-token", sid_of(1), "+14155550001", RECIPIENT)):
+            with self.subTest(mark=mark):
+                params = twilio_form(From="+14155550001", SimulatorMark=mark)
+                response = self.post(params)
+                self.assertEqual(response.status_code, 400)
+                self.assertEqual(response.content, b"SimulatorMark does not match.")
+        self.assertFalse(Message.objects.exists())
+
+    def test_it_refuses_a_simulator_mark_folded_out_of_a_signed_body(self) -> None:
+        # A body written to look like parameters: whoever captures its signed request can cut
+        # it into a From, a MessageSid and a SimulatorMark without changing the signature.
+        fake = sid_of(2)
+        original = twilio_form(f"xFrom+14155550199MessageSid{fake}SimulatorMark1", sid=sid_of(1))
+        original = {name: original[name] for name in ("AccountSid", "Body", "From", "MessageSid", "To")}
+        reshaped = {
+            "AccountSid": original["AccountSid"],
+            "Body": "x",
+            "From": "+14155550199",
+            "MessageSid": fake,
+            "SimulatorMark": f"1From{SENDER}MessageSid{sid_of(1)}",
+            "To": RECIPIENT,
+        }
+        self.assertEqual(sign("http://testserver/sms/", reshaped), sign("http://testserver/sms/", original))
+
+        response = self.post(reshaped)
+
+        self.assertEqual(response.status_code, 400)
+        self.assertFalse(Message.objects.exists())
+
+    def test_it_refuses_a_simulated_text_from_a_number_that_texted_through_twilio(self) -> None:
+        self.twilio.text("I am real")
+
+        for sender in (SENDER, f"whatsapp:{SENDER}"):
+            with self.subTest(sender=sender):
+                response = self.post(self.simulated("STOP", sender=sender))
+                self.assertEqual(response.status_code, 400)
+                self.assertIn(b"has texted this app through Twilio", response.content)
+        self.assertEqual(Message.objects.count(), 1)
+        self.assertIs(Conversation.objects.get().opted_out, False)
+
+    def test_it_refuses_a_simulated_text_from_a_number_that_texted_on_whatsapp(self) -> None:
+        self.twilio.text("I am real", sender=f"whatsapp:{SENDER}")
+
+        self.assertEqual(self.post(self.simulated(sender=SENDER)).status_code, 400)
+
+    def test_it_takes_simulated_texts_from_a_number_only_the_simulator_used(self) -> None:
+        self.post(self.simulated(sender="+14155550001"))
+
+        response = self.post(self.simulated(sender="+14155550001"))
+
+        self.assertEqual(reply_of(response), "Friend has messaged +15005550006 2 times.")

@@ -10,7 +10,7 @@ from django.test import TestCase, TransactionTestCase, override_settings
 
 from conversations.models import Caller, Conversation, Message
 from tests.server import free_port, gunicorn
-from tests.twilio import RECIPIENT, SENDER, TOKEN
+from tests.twilio import RECIPIENT, SENDER, TOKEN, Twilio
 
 ONE = "Friend has messaged +15005550006 1 time."
 
@@ -89,12 +89,44 @@ class SmsCommandTestCase(TestCase):
 
         message = Message.objects.get()
         self.assertEqual(message.media_urls, ["https://example.com/owl.jpg", "https://example.com/cat.png"])
-        self.assertRegex(message.sid, r"^SM[0-9a-f]{32}$")
+        self.assertRegex(message.sid, r"^MM[0-9a-f]{32}$")  # Twilio's SIDs of texts with media.
 
     def test_it_says_when_there_is_no_reply(self) -> None:
         Caller.objects.create(phone_number=SENDER, name="Kylo", blocked=True)
 
         self.assertEqual(sms("hello"), "(no reply)")
+
+    def test_it_reaches_the_same_conversation_however_the_number_is_typed(self) -> None:
+        sms("hello", sender="+14155550142")
+        second = sms("again", sender="(415) 555-0142", recipient="500-555-0006")
+
+        self.assertEqual(second, ONE.replace("1 time", "2 times"))
+        self.assertEqual(Conversation.objects.get().sender, "+14155550142")
+        self.assertEqual(set(json.loads(self.jar.read_text())), {"+14155550142"})
+
+    def test_it_marks_its_texts_as_simulated(self) -> None:
+        sms("hello")
+
+        self.assertIs(Message.objects.get().simulated, True)
+
+    @override_settings(
+        TWILIO_ACCOUNT_SID="AC" + "1" * 32, TWILIO_AUTH_TOKEN=TOKEN, TWILIO_REQUIRE_SIGNATURE=True
+    )
+    def test_it_sends_a_well_formed_sid_and_the_configured_account(self) -> None:
+        self.assertEqual(sms("hello"), ONE)
+
+        self.assertRegex(Message.objects.get().sid, r"^SM[0-9a-f]{32}$")
+
+    def test_it_refuses_to_send_as_a_number_that_texted_through_twilio(self) -> None:
+        Twilio().text("I am real", sender="+14155550142")
+
+        with self.assertRaisesMessage(
+            CommandError, "400 Bad Request: +14155550142 has texted this app through"
+        ):
+            sms("STOP", sender="(415) 555-0142")
+
+        self.assertEqual(Message.objects.count(), 1)
+        self.assertIs(Conversation.objects.get().opted_out, False)
 
     @override_settings(TWILIO_AUTH_TOKEN=TOKEN, TWILIO_REQUIRE_SIGNATURE=True)
     def test_it_signs_the_text_when_a_token_is_set(self) -> None:

@@ -10,7 +10,7 @@ from django.test import TransactionTestCase
 
 from conversations.models import Conversation, Message
 from tests.server import gunicorn
-from tests.twilio import RECIPIENT, SENDER, sign
+from tests.twilio import RECIPIENT, SENDER, new_sid, sign
 
 THREADS = 10
 TEXTS_PER_THREAD = 6
@@ -76,14 +76,16 @@ class SmsConcurrencyTestCase(TransactionTestCase):
     def test_it_counts_each_text_once_under_concurrency(self) -> None:
         with gunicorn(workers=3) as base_url:
             burst = Burst(base_url)
-            first = burst.text({"From": SENDER, "To": RECIPIENT, "Body": "first"}, cookie=None)
+            first = burst.text(
+                {"From": SENDER, "To": RECIPIENT, "Body": "first", "MessageSid": new_sid()}, cookie=None
+            )
             cookie = first.cookies["sessionid"]
 
             def texts(index: int):
                 for n in range(TEXTS_PER_THREAD):
                     # Twilio's cookie comes and goes: some texts carry it, others none or junk.
                     yield (
-                        {"From": SENDER, "To": RECIPIENT, "Body": f"{index}/{n}"},
+                        {"From": SENDER, "To": RECIPIENT, "Body": f"{index}/{n}", "MessageSid": new_sid()},
                         (cookie, None, "junk")[n % 3],
                     )
 
@@ -100,7 +102,10 @@ class SmsConcurrencyTestCase(TransactionTestCase):
 
             def texts(index: int):
                 for n in range(TEXTS_PER_THREAD):
-                    yield {"From": SENDER, "To": RECIPIENT, "Body": f"{index}/{n}"}, None
+                    yield (
+                        {"From": SENDER, "To": RECIPIENT, "Body": f"{index}/{n}", "MessageSid": new_sid()},
+                        None,
+                    )
 
             burst.run(texts)
 
@@ -116,7 +121,15 @@ class SmsConcurrencyTestCase(TransactionTestCase):
 
             def texts(index: int):
                 for n in range(TEXTS_PER_THREAD):
-                    yield {"From": senders[(index + n) % 5], "To": RECIPIENT, "Body": "hi"}, None
+                    yield (
+                        {
+                            "From": senders[(index + n) % 5],
+                            "To": RECIPIENT,
+                            "Body": "hi",
+                            "MessageSid": new_sid(),
+                        },
+                        None,
+                    )
 
             burst.run(texts)
 

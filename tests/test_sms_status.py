@@ -1,3 +1,5 @@
+from django.test import override_settings
+
 from conversations.models import Conversation, Message
 from tests.twilio import RECIPIENT, SENDER, TwilioTestCase, sign
 
@@ -56,3 +58,19 @@ class SmsStatusTestCase(TwilioTestCase):
         self.assertEqual(response.status_code, 403)
         self.message.refresh_from_db()
         self.assertEqual(self.message.status, "queued")
+
+    def test_it_refuses_reports_whose_sid_is_not_a_message_sid(self) -> None:
+        for sid in ("SM" + "c" * 31, "CA" + "c" * 32, "SM" + "x" * 32):
+            with self.subTest(sid=sid):
+                self.assertEqual(self.report(MessageSid=sid, MessageStatus="failed"), 400)
+        self.assertEqual(self.report(MessageSid="MM" + "c" * 32, MessageStatus="failed"), 204)
+
+    @override_settings(TWILIO_ACCOUNT_SID="AC" + "1" * 32)
+    def test_it_refuses_reports_for_another_account(self) -> None:
+        self.assertEqual(self.report(MessageSid=SID, MessageStatus="failed", AccountSid="AC" + "2" * 32), 400)
+        self.assertEqual(
+            self.report(MessageSid=SID, MessageStatus="delivered", AccountSid="AC" + "1" * 32), 204
+        )
+
+        self.message.refresh_from_db()
+        self.assertEqual(self.message.status, "delivered")

@@ -47,6 +47,12 @@ class ConversationHandlerTestCase(TwilioTestCase):
         self.assertEqual(Conversation.objects.get().window_count, 1)
         self.assertNotIn("half", Session.objects.get().get_decoded())
 
+    def test_it_drops_what_xml_forbids_from_the_reply(self) -> None:
+        response = self.twilio.text("ding\x07 \x1b[1mbold\ufffe\U0001f600\t", path="/echo/")
+
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(reply_of(response), "ding [1mbold\U0001f600\t")
+
 
 @override_settings(ROOT_URLCONF="tests.urls", WEBHOOK_DEADLINE=0.5)
 class DeadlineTestCase(TwilioTestCase):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 import xml.etree.ElementTree as ET
 from http.cookies import SimpleCookie
 
+from django.conf import settings
 from django.http import HttpResponse
 from django.test import Client, TestCase, override_settings
 from twilio.request_validator import RequestValidator
@@ -12,6 +14,16 @@ from twilio.request_validator import RequestValidator
 TOKEN = "f0e1d2c3b4a5968778695a4b3c2d1e0f"
 SENDER = "+14155551234"
 RECIPIENT = "+15005550006"
+
+
+def new_sid() -> str:
+    """A MessageSid as Twilio makes them: SM and 32 hex digits."""
+    return f"SM{uuid.uuid4().hex}"
+
+
+def sid_of(number: int) -> str:
+    """A well-formed MessageSid that a test can name: sid_of(1) == "SM000…0001"."""
+    return f"SM{number:032x}"
 
 
 def sign(url: str, params: dict[str, str] | None = None, token: str = TOKEN) -> str:
@@ -45,9 +57,16 @@ class Twilio:
         path: str = "/sms/",
         **extra: str,
     ) -> HttpResponse:
-        params = {"From": sender, "To": recipient, "Body": body, **extra}
-        if sid:
-            params["MessageSid"] = sid
+        # Like Twilio, a fresh MessageSid for each text (sid="" sends none) and the AccountSid.
+        params = {
+            "AccountSid": settings.TWILIO_ACCOUNT_SID or f"AC{'0' * 32}",
+            "From": sender,
+            "To": recipient,
+            "Body": body,
+            **extra,
+        }
+        if sid != "":
+            params["MessageSid"] = sid or new_sid()
         pair = (sender, recipient)
         jar = self.jars.get(pair, "") if cookie is None else cookie
         response = self.client.post(

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from conversations.edge import DEFAULT_RECIPIENT, DEFAULT_SENDER, CookieJars, Rejected, send_as_twilio
+from conversations.phone import address_from_input
 
 
 def jar_path() -> Path:
@@ -31,7 +32,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("text", metavar="TEXT", help="The body of the text.")
         parser.add_argument(
-            "--from", dest="sender", default=DEFAULT_SENDER, metavar="NUMBER", help="The texting party."
+            "--from",
+            dest="sender",
+            default=DEFAULT_SENDER,
+            metavar="NUMBER",
+            help="The texting party, as people type it: (415) 555-0142, +14155550142, whatsapp:+1…",
         )
         parser.add_argument(
             "--to", dest="recipient", default=DEFAULT_RECIPIENT, metavar="NUMBER", help="The app's number."
@@ -51,8 +56,9 @@ class Command(BaseCommand):
             with _quiet_webhook(in_process=not options["url"], verbosity=options["verbosity"]):
                 delivery = send_as_twilio(
                     options["text"],
-                    options["sender"],
-                    options["recipient"],
+                    # "(415) 555-0142" is the pair of "+14155550142", as in the admin and the simulator.
+                    address_from_input(options["sender"]),
+                    address_from_input(options["recipient"]),
                     url=options["url"],
                     jars=jars,
                     media=options["media"],

@@ -8,19 +8,40 @@ function showLatest() {
 }
 
 function addPendingBubble(form) {
-    const body = form.elements.body.value;
+    const thread = document.getElementById("sim-thread");
+    if (!thread) return;
     const bubble = document.createElement("li");
     bubble.className = "sim-bubble sim-sent sim-pending";
-    bubble.textContent = body;
-    document.getElementById("sim-thread").append(bubble);
-    form.querySelector("button[type=submit]").disabled = true;
+    bubble.textContent = form.elements.body.value;
+    thread.append(bubble);
     showLatest();
+}
+
+function setBusy(form, busy) {
+    const button = form.querySelector("button[type=submit]");
+    if (button) button.disabled = busy;
+    form.dataset.busy = busy ? "yes" : "";
+}
+
+// The text stays in the box and Send works again, so it can simply be sent once more.
+function showFailure(form, text) {
+    document.querySelectorAll(".sim-pending").forEach((bubble) => bubble.remove());
+    setBusy(form, false);
+    const failure = document.getElementById("sim-failure");
+    failure.textContent = text;
+    failure.hidden = false;
+}
+
+function clearFailure() {
+    const failure = document.getElementById("sim-failure");
+    if (failure) failure.hidden = true;
 }
 
 async function submitInPlace(event) {
     const form = event.target;
     if (!form.closest("#simulator")) return;
     event.preventDefault();
+    if (form.dataset.busy) return; // Enter pressed again while the text is on its way.
     const data = new FormData(form);
     let url = form.action;
     const init = { method: form.method.toUpperCase(), credentials: "same-origin" };
@@ -30,9 +51,23 @@ async function submitInPlace(event) {
         init.body = data;
         addPendingBubble(form);
     }
-    // fetch() follows the POST's redirect, so the answer is the thread as the server has it.
-    const response = await fetch(url, init);
-    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    clearFailure();
+    setBusy(form, true);
+    const what = init.method === "POST" ? "The text was not sent" : "The conversation did not open";
+    let response;
+    let page;
+    try {
+        // fetch() follows the POST's redirect, so the answer is the thread as the server has it.
+        response = await fetch(url, init);
+        page = new DOMParser().parseFromString(await response.text(), "text/html");
+    } catch (error) {
+        showFailure(form, `${what}: the app could not be reached (${error.message}). Try again.`);
+        return;
+    }
+    if (response.status >= 500) {
+        showFailure(form, `${what}: the app answered ${response.status} ${response.statusText}. Try again.`);
+        return;
+    }
     const fresh = page.getElementById("simulator");
     if (!fresh) {
         window.location.assign(response.url); // Logged out, or an error page: show it as is.
