@@ -11,8 +11,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Replace
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
@@ -33,8 +32,8 @@ from conversations.caller_csv import (
 )
 from conversations.models import Caller, Conversation, Message, search_key
 from conversations.outbound import SendError, message_send
-from conversations.phone import digits_of, e164_or_none
-from conversations.webhook import conversation_end
+from conversations.pairs import conversation_end
+from conversations.phone import digits_of, number_of
 
 admin.site.site_header = "SMS Conversations"
 admin.site.site_title = "SMS Conversations"
@@ -68,7 +67,7 @@ class SendFromForm(SendTextForm):
     )
 
     def clean_our_number(self) -> str:
-        number = e164_or_none(self.cleaned_data["our_number"])
+        number = number_of(self.cleaned_data["our_number"])
         if number is None:
             raise forms.ValidationError("Enter your Twilio number in E.164 form, e.g. +15005550006.")
         return number
@@ -157,8 +156,7 @@ def _changes(changes: dict[str, tuple[Any, Any]]) -> str:
 
 def conversations_url(number: str) -> str:
     """The Conversations list narrowed to a number's pairs, SMS and WhatsApp."""
-    senders = ",".join((number, f"whatsapp:{number}"))
-    return reverse("admin:conversations_conversation_changelist") + "?" + urlencode({"sender__in": senders})
+    return reverse("admin:conversations_conversation_changelist") + "?" + urlencode({"sender_number": number})
 
 
 @admin.register(Caller)
@@ -327,9 +325,7 @@ class ConversationAdmin(ReadOnlyAdmin):
     actions = ("end_conversation", "send_text")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
-        # The Caller is found by number: a WhatsApp sender's number follows its channel prefix.
-        number = Replace(OuterRef("sender"), Value("whatsapp:"), Value(""))
-        names = Caller.objects.filter(phone_number=number).order_by().values("name")[:1]
+        names = Caller.objects.filter(phone_number=OuterRef("sender_number")).order_by().values("name")[:1]
         return super().get_queryset(request).annotate(caller=Subquery(names))
 
     def get_urls(self) -> list[URLPattern]:
@@ -354,7 +350,7 @@ class ConversationAdmin(ReadOnlyAdmin):
         if conversation is None:
             return super().change_view(request, object_id, form_url, extra_context)
         thread = conversation.messages.select_related("sent_by").order_by("-created_at", "-pk")
-        number = e164_or_none(conversation.sender)
+        number = conversation.sender_number
         caller = Caller.objects.filter(phone_number=number).first() if number else None
         context = {
             "thread": Paginator(thread, THREAD_PAGE_SIZE).get_page(request.GET.get("page")),

@@ -2,15 +2,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Exists, Subquery, Value
+from django.db.models import Exists, OuterRef, Subquery, Value
 from phonenumber_field.modelfields import PhoneNumberField
 
-from conversations.phone import e164_or_none
+from conversations.phone import number_of
 
 # Control characters (XML 1.0 forbids most of them) and the two non-characters: a name is
 # echoed in TwiML replies, which Twilio rejects when they are not well-formed XML.
@@ -60,9 +61,9 @@ class ConversationQuerySet(models.QuerySet):
     def for_pair(self, sender: str, recipient: str) -> ConversationQuerySet:
         return self.filter(sender=sender, recipient=recipient)
 
-    def with_caller(self, number: str | None) -> ConversationQuerySet:
+    def with_caller(self) -> ConversationQuerySet:
         """Annotate the sender's Caller name and blocked flag (None when unknown)."""
-        callers = Caller.objects.filter(phone_number=number).order_by() if number else Caller.objects.none()
+        callers = Caller.objects.filter(phone_number=OuterRef("sender_number")).order_by()
         return self.annotate(
             caller_name=Subquery(callers.values("name")[:1]),
             caller_blocked=Subquery(callers.values("blocked")[:1]),
@@ -77,6 +78,11 @@ class ConversationQuerySet(models.QuerySet):
 class Conversation(models.Model):
     sender = models.CharField(max_length=64, help_text="Twilio's From: the texting party.")
     recipient = models.CharField(max_length=64, help_text="Twilio's To: our number.")
+    # Set once, when the pair's first text creates the row: whatever channel or form the
+    # sender's address has, its Caller is found by this (phone.number_of()).
+    sender_number = models.CharField(
+        max_length=16, blank=True, default="", help_text="The sender's E.164 number; empty for sender IDs."
+    )
     session = models.OneToOneField(
         Session,
         null=True,
@@ -104,10 +110,18 @@ class Conversation(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["sender", "recipient"], name="one_conversation_per_pair")
         ]
-        indexes = [models.Index(fields=["-last_activity"], name="conversation_last_activity")]
+        indexes = [
+            models.Index(fields=["-last_activity"], name="conversation_last_activity"),
+            models.Index(fields=["sender_number"], name="conversation_sender_number"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.sender} → {self.recipient}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.sender_number:
+            self.sender_number = number_of(self.sender) or ""
+        super().save(*args, **kwargs)
 
 
 # Twilio's statuses of an outbound text, in the order they can happen. Callbacks may arrive
@@ -139,11 +153,11 @@ class MessageQuerySet(models.QuerySet):
 
     def from_twilio(self, sender: str) -> MessageQuerySet:
         """Texts Twilio delivered from this sender's number, by SMS or WhatsApp: a real customer's."""
-        number = e164_or_none(sender)
-        addresses = {sender, number, f"whatsapp:{number}"} if number else {sender}
-        return self.filter(
-            direction=Message.Direction.INBOUND, simulated=False, conversation__sender__in=addresses
-        )
+        number = number_of(sender)
+        real = self.filter(direction=Message.Direction.INBOUND, simulated=False)
+        if number is None:
+            return real.filter(conversation__sender=sender)
+        return real.filter(conversation__sender_number=number)
 
 
 class Message(models.Model):

@@ -19,8 +19,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
 from conversations.models import Message
+from conversations.pairs import outbound_record
 from conversations.phone import mask
-from conversations.webhook import record_outbound
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def message_send(
         accepted = send(our_number, their_number, body, status_callback or status_callback_url())
     except Refused as refusal:
         reason = str(refusal)
-        record_outbound(
+        outbound_record(
             our_number=our_number,
             their_number=their_number,
             body=body,
@@ -78,7 +78,7 @@ def message_send(
         )
         logger.warning("send from=%s to=%s failed: %s", mask(our_number), mask(their_number), reason)
         raise SendError(reason) from refusal
-    return record_outbound(
+    return outbound_record(
         our_number=our_number,
         their_number=their_number,
         body=body,

@@ -41,8 +41,8 @@ def _lock_sql(vendor: str) -> str:
     columns = ", ".join(f"c.{field.column}" for field in CONVERSATION_FIELDS)
     sql = f"""
         SELECT {columns}, s.session_data, s.expire_date > %s,
-               (SELECT name FROM {caller} WHERE phone_number = %s),
-               (SELECT blocked FROM {caller} WHERE phone_number = %s),
+               (SELECT name FROM {caller} WHERE phone_number = c.sender_number),
+               (SELECT blocked FROM {caller} WHERE phone_number = c.sender_number),
                EXISTS (SELECT 1 FROM {message} WHERE sid = %s)
         FROM {conversation} c JOIN {session} s ON s.session_key = c.session_id
         WHERE c.sender = %s AND c.recipient = %s"""
@@ -53,11 +53,11 @@ def _lock_sql(vendor: str) -> str:
     return sql
 
 
-def lock_pair(
-    sender: str, recipient: str, *, caller_number: str | None, sid: str | None, now: datetime
+def lock_pair_and_session(
+    sender: str, recipient: str, *, sid: str | None, now: datetime
 ) -> LockedPair | None:
     """Lock the pair's conversation and session; None when either row is missing."""
-    params: list[Any] = [_datetime(now), caller_number, caller_number, sid, sender, recipient]
+    params: list[Any] = [_datetime(now), sid, sender, recipient]
     with connection.cursor() as cursor:
         cursor.execute(_lock_sql(connection.vendor), params)
         row = cursor.fetchone()
@@ -86,7 +86,7 @@ def _from_db(field: Field, value: Any) -> Any:
     return value
 
 
-def save_session(session_key: str, session_data: str, expire_date: datetime) -> int:
+def update_session_data(session_key: str, session_data: str, expire_date: datetime) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {Session._meta.db_table} SET session_data = %s, expire_date = %s WHERE session_key = %s",
@@ -95,7 +95,7 @@ def save_session(session_key: str, session_data: str, expire_date: datetime) -> 
         return cursor.rowcount
 
 
-def save_conversation(conversation: Conversation) -> None:
+def update_conversation(conversation: Conversation) -> None:
     """Write what a text changes on its conversation."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -115,7 +115,7 @@ def save_conversation(conversation: Conversation) -> None:
         )
 
 
-def insert_inbound(
+def insert_inbound_message(
     conversation_id: int,
     *,
     sid: str | None,

@@ -9,17 +9,28 @@ from django.conf import settings
 CHANNEL_SEPARATOR = ":"
 
 
-@lru_cache(maxsize=10_000)  # Parsing costs ~45 µs a text; a number keeps texting.
-def e164_or_none(address: str) -> str | None:
-    """Return the E.164 number behind a Twilio address, or None for sender IDs and short codes."""
+def number_of(address: str) -> str | None:
+    """The E.164 number behind an address however it is written, or None when it has none.
+
+    "+14155550142", "whatsapp:+14155550142" and "(415) 555-0142" (read in
+    PHONE_DEFAULT_REGION, as the admin reads it) -> "+14155550142"; an alphanumeric sender
+    ID ("ACME") or a short code -> None. The one rule for a sender's number: Conversation,
+    Caller lookups, the admin, the simulator and the commands all go through it.
+    """
+    return _number_of(address, settings.PHONE_DEFAULT_REGION)
+
+
+@lru_cache(maxsize=10_000)  # Parsing costs ~45 µs; a number keeps texting.
+def _number_of(address: str, region: str) -> str | None:
     number = address.rpartition(CHANNEL_SEPARATOR)[2].strip()  # "whatsapp:+1415…" -> "+1415…"
-    if not number.startswith("+"):
-        return None
     try:
-        parsed = phonenumbers.parse(number)
+        parsed = phonenumbers.parse(number, region)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_possible_number(parsed):
+    # Twilio sends only numbers its carriers delivered, in E.164: a possible one is enough.
+    # A person's typing gets the full check, so that a short code stays a short code.
+    usable = phonenumbers.is_possible_number if number.startswith("+") else phonenumbers.is_valid_number
+    if not usable(parsed):
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
@@ -27,19 +38,15 @@ def e164_or_none(address: str) -> str | None:
 def address_from_input(value: str) -> str:
     """An address as a person types it, as Twilio would send it.
 
-    "(415) 555-0142" -> "+14155550142" (numbers without a country code are read in
-    PHONE_DEFAULT_REGION, as the admin reads them), "whatsapp:(415) 555-0142" ->
-    "whatsapp:+14155550142"; sender IDs, short codes and anything else stay as typed.
+    "(415) 555-0142" -> "+14155550142", "whatsapp:(415) 555-0142" -> "whatsapp:+14155550142";
+    sender IDs, short codes and anything else stay as typed.
     """
     value = value.strip()
-    channel, separator, number = value.rpartition(CHANNEL_SEPARATOR)
-    try:
-        parsed = phonenumbers.parse(number, settings.PHONE_DEFAULT_REGION)
-    except phonenumbers.NumberParseException:
+    number = number_of(value)
+    if number is None:
         return value
-    if not phonenumbers.is_valid_number(parsed):
-        return value
-    return channel + separator + phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    channel, separator, _ = value.rpartition(CHANNEL_SEPARATOR)
+    return channel + separator + number
 
 
 def mask(address: str) -> str:

@@ -216,7 +216,7 @@ class PairSessionStore(SessionStore):
             db.SessionStore.save(self, must_create=must_create)
         else:
             data = self.encode(self._get_session(no_load=True))
-            if not pair_sql.save_session(self.session_key, data, self.get_expiry_date()):
+            if not pair_sql.update_session_data(self.session_key, data, self.get_expiry_date()):
                 raise UpdateError
             # Written; the session middleware must not write it again after the lock.
             self.modified = False

@@ -35,8 +35,8 @@ from django.views.decorators.http import require_http_methods
 
 from conversations.edge import DEFAULT_RECIPIENT, DEFAULT_SENDER, CookieJars, Rejected, send_as_twilio
 from conversations.models import Caller, Conversation, Message
-from conversations.phone import address_from_input, e164_or_none
-from conversations.webhook import Keyword, keyword_of
+from conversations.phone import address_from_input, number_of
+from conversations.texts import Keyword, keyword_of
 
 JARS_KEY = "simulator_cookie_jars"
 PAIR_KEY = "simulator_pair"
@@ -147,7 +147,7 @@ def _send(request: HttpRequest) -> HttpResponse:
 def why_no_reply(message: Message) -> str:
     """Why the app did not answer a text, from what the webhook recorded of it."""
     conversation = message.conversation
-    number = e164_or_none(conversation.sender)
+    number = conversation.sender_number
     keyword = keyword_of(message.body)
     if keyword is Keyword.OPT_OUT and conversation.opted_out:
         return "This text opted the conversation out: Twilio confirms it, the app stays silent until START."
@@ -262,7 +262,7 @@ def _recent(*, with_names: bool) -> list[dict[str, Any]]:
 
 def _names(senders: list[str]) -> dict[str, str]:
     """Caller names by sender, looked up as the webhook looks them up."""
-    numbers = {sender: e164_or_none(sender) for sender in senders}
+    numbers = {sender: number_of(sender) for sender in senders}
     callers = Caller.objects.filter(phone_number__in=[n for n in numbers.values() if n])
     by_number = {caller.phone_number.as_e164: caller.name for caller in callers}
     return {sender: by_number[number] for sender, number in numbers.items() if number in by_number}

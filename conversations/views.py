@@ -7,14 +7,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from conversations import health
 from conversations.models import Message
 from conversations.signatures import signed_by_twilio
-from conversations.webhook import conversation
+from conversations.webhook import SmsRequest, sms_conversation
 
 
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 @signed_by_twilio
-@conversation
-def sms(request: HttpRequest) -> str:
+@sms_conversation
+def sms(request: SmsRequest) -> str:
     """The counter bot: tell the sender how many texts this conversation has had."""
     count = request.session.get("count", 0) + 1
     request.session["count"] = count

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations.models import Caller, Conversation, Message
-from conversations.phone import e164_or_none
+from conversations.phone import number_of
 
 STOP = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 START = {"START", "UNSTOP", "YES"}
@@ -39,12 +39,12 @@ def receive(params: dict[str, str], handler: Callable[[object], str | None]) -> 
     now = timezone.now()
     with transaction.atomic():
         conversation, _ = Conversation.objects.select_for_update().get_or_create(
-            sender=sender, recipient=recipient
+            sender=sender, recipient=recipient, defaults={"sender_number": number_of(sender) or ""}
         )
         earlier = Message.objects.filter(sid=sid).first() if sid else None
         if earlier is not None:
             return earlier.reply or None
-        caller = Caller.objects.filter(phone_number=e164_or_none(sender) or "").first()
+        caller = Caller.objects.filter(phone_number=conversation.sender_number).first()
         conversation.last_activity = now
         word = body.strip().upper()
         opt_out_type = params.get("OptOutType", "").upper()

@@ -53,8 +53,7 @@ class CallerAdminTestCase(TestCase):
 
         self.assertContains(
             response,
-            '<a href="/admin/conversations/conversation/?sender__in=%2B14155552222%2Cwhatsapp%3A%2B14155552222">'
-            "Conversations</a>",
+            '<a href="/admin/conversations/conversation/?sender_number=%2B14155552222">Conversations</a>',
         )
 
     def test_it_filters_by_blocked(self) -> None:

@@ -15,7 +15,7 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
 from conversations.error_reports import init_sentry, scrub_event
-from conversations.webhook import conversation
+from conversations.webhook import sms_conversation
 from tests.twilio import RECIPIENT, SENDER
 
 BODY = "My card number is 4111 and I live at 12 Falcon Street"
@@ -23,7 +23,7 @@ SID = "SM" + "cd" * 16
 
 
 @csrf_exempt
-@conversation
+@sms_conversation
 def failing(request: HttpRequest) -> str:
     body = request.sms.body  # A local variable holding the body, as real code has.
     raise ValueError(f"cannot answer {request.sms.sender}: {body}")

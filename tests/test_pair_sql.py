@@ -16,11 +16,16 @@ class PairSqlTestCase(TestCase):
             session_key="k" * 32, session_data="data", expire_date=self.now + timedelta(hours=1)
         )
         self.conversation = Conversation.objects.create(
-            sender=SENDER, recipient=RECIPIENT, session=self.session, window_count=2, lifetime_count=5
+            sender=SENDER,
+            recipient=RECIPIENT,
+            sender_number=SENDER,
+            session=self.session,
+            window_count=2,
+            lifetime_count=5,
         )
 
-    def lock(self, sender: str = SENDER, caller_number: str | None = SENDER, sid: str | None = None):
-        return pair_sql.lock_pair(sender, RECIPIENT, caller_number=caller_number, sid=sid, now=self.now)
+    def lock(self, sender: str = SENDER, sid: str | None = None) -> pair_sql.LockedPair | None:
+        return pair_sql.lock_pair_and_session(sender, RECIPIENT, sid=sid, now=self.now)
 
     def test_it_reads_the_conversation_and_its_live_session(self) -> None:
         pair = self.lock()
@@ -50,13 +55,14 @@ class PairSqlTestCase(TestCase):
 
         self.assertEqual((conversation.caller_name, conversation.caller_blocked), ("Rey", True))
         self.assertIs(conversation.message_seen, True)
-        self.assertIsNone(self.lock(caller_number=None).conversation.caller_name)
+        Conversation.objects.update(sender_number="")  # A sender ID has no Caller.
+        self.assertIsNone(self.lock().conversation.caller_name)
 
     def test_it_writes_times_the_orm_reads_back(self) -> None:
         expire = self.now + timedelta(hours=4)
 
-        pair_sql.save_session("k" * 32, "new", expire)
-        pair_sql.insert_inbound(
+        pair_sql.update_session_data("k" * 32, "new", expire)
+        pair_sql.insert_inbound_message(
             self.conversation.pk, sid="SM2", body="hi", media_urls=["https://m/1"], reply="r", now=self.now
         )
 
@@ -83,7 +89,7 @@ class PairSqlTestCase(TestCase):
         conversation = self.lock().conversation
         conversation.window_count, conversation.last_activity, conversation.opted_out = 3, self.now, True
 
-        pair_sql.save_conversation(conversation)
+        pair_sql.update_conversation(conversation)
 
         self.conversation.refresh_from_db()
         self.assertEqual((self.conversation.window_count, self.conversation.last_activity), (3, self.now))

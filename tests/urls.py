@@ -6,11 +6,11 @@ from django.http import HttpRequest
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
-from conversations.webhook import conversation
+from conversations.webhook import sms_conversation
 
 
 @csrf_exempt
-@conversation
+@sms_conversation
 def echo(request: HttpRequest) -> str:
     # Appended in place, never reassigned: the machinery saves the session every time.
     request.session.setdefault("bodies", []).append(request.sms.body)
@@ -18,20 +18,20 @@ def echo(request: HttpRequest) -> str:
 
 
 @csrf_exempt
-@conversation
+@sms_conversation
 def silent(request: HttpRequest) -> None:
     request.session["heard"] = request.session.get("heard", 0) + 1
 
 
 @csrf_exempt
-@conversation
+@sms_conversation
 def broken(request: HttpRequest) -> str:
     request.session["half"] = "done"
     raise RuntimeError("the handler failed")
 
 
 @csrf_exempt
-@conversation
+@sms_conversation
 def slow(request: HttpRequest) -> str:
     time.sleep(float(request.sms.body))  # A handler that takes as long as the text says.
     request.session["slept"] = True

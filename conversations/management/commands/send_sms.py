@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from conversations.outbound import SendError, message_send
-from conversations.phone import e164_or_none
+from conversations.phone import number_of
 
 
 class Command(BaseCommand):
@@ -27,7 +27,7 @@ class Command(BaseCommand):
         if not our_number:
             raise CommandError("Give --from or set TWILIO_FROM_NUMBER.")
         for label, number in (("--from", our_number), ("--to", their_number)):
-            if e164_or_none(number) is None:
+            if number_of(number) is None:
                 raise CommandError(f"{label} {number!r} is not a phone number in E.164 form (+14155551234).")
         try:
             message = message_send(

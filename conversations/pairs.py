@@ -1,0 +1,237 @@
+"""The operations on a pair: lock it, take a text, record a text the app sent, end a window.
+
+A pair is one To/From pair of phone addresses, and everything the spec promises of its state
+happens here, for the webhook, the admin, the commands and outbound sending alike:
+
+- Texts of one pair are serialized: on PostgreSQL by row locks on the conversation and its
+  session (pair_sql.py), on SQLite by BEGIN IMMEDIATE behind a file lock (locks.py). Every
+  wait ends by the text's deadline; what is not committed by then is rolled back.
+- The window is the pair's session. The conversation row points at the session of its
+  current window; a session past its expiry starts a new window at count 1, and each text
+  slides the expiry by CONVERSATION_TIMEOUT.
+- The pair's own session is used whatever cookie came with the text, so a missing, garbage,
+  expired or foreign cookie never changes which state a text sees.
+- A repeated MessageSid gets the first reply back, and nothing is counted or recorded again.
+- The answer is computed inside the transaction, with the locked session, and is returned
+  only once the text and the new state are committed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+from typing import TypeVar
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.sessions.models import Session
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.utils import timezone
+
+from conversations import pair_sql
+from conversations.locks import DeadlinePassed, postgres_waits_until, sqlite_waits_until, writer_lock
+from conversations.models import Conversation, Message
+from conversations.pair_sql import LockedPair
+from conversations.phone import number_of
+from conversations.sessions import PairSessionStore
+from conversations.texts import BadText, InboundText, Keyword
+
+T = TypeVar("T")
+# Computes the reply to a counted text from its locked conversation and window session.
+Answer = Callable[[Conversation, PairSessionStore], str | None]
+
+# A failed attempt means another text of the pair committed first (the pair's first
+# conversation row, or the same MessageSid); the next attempt sees its work.
+ATTEMPTS = 3
+
+
+@dataclasses.dataclass
+class Turn:
+    """What became of one text: the outcome for the log, the reply, the window's session."""
+
+    outcome: str
+    reply: str | None = None
+    session_key: str | None = None
+
+
+def in_pair_transaction(work: Callable[[], T], *, deadline: float | None = None) -> T:
+    """Run work that locks pairs in a transaction, again if another text got there first.
+
+    With a deadline (time.monotonic()), every lock wait ends by it, and work that finishes
+    after it is rolled back: DeadlinePassed, and nothing committed.
+    """
+    for attempt in range(ATTEMPTS):
+        try:
+            with writer_lock(deadline=deadline) as lock, sqlite_waits_until(deadline), transaction.atomic():
+                # Unlocked first once committed: the rest of the on-commit work (copies to
+                # the cache) may wait on the network, and the next text must not.
+                transaction.on_commit(lock.release)
+                postgres_waits_until(deadline)
+                result = work()
+                if deadline is not None and time.monotonic() > deadline:
+                    raise DeadlinePassed("the text was ready only after its deadline")
+                return result
+        except IntegrityError:
+            if attempt == ATTEMPTS - 1:
+                raise
+        except DatabaseError:
+            # A connection that failed (read-only, lost, locked out) is not reused: the
+            # next text opens a fresh one, so the app heals once the database does.
+            if not connection.in_atomic_block:
+                connection.close()
+            raise
+    raise AssertionError("unreachable")
+
+
+def text_receive(text: InboundText, answer: Answer, *, deadline: float | None = None) -> Turn:
+    """Take one inbound text: count it and answer it, or record why not."""
+    # A simulated text must never land in a real customer's conversation (a STOP from the
+    # simulator would opt them out). Only simulated texts pay for this query.
+    if text.simulated and Message.objects.from_twilio(text.sender).exists():
+        raise BadText(f"{text.sender} has texted this app through Twilio: it cannot be simulated.")
+    return in_pair_transaction(partial(_receive_locked, text, answer), deadline=deadline)
+
+
+def _receive_locked(text: InboundText, answer: Answer) -> Turn:
+    now = timezone.now()
+    pair = _lock_pair(text.sender, text.recipient, sid=text.sid, now=now)
+    conversation = pair.conversation
+    if conversation.message_seen:
+        return _repeat(conversation, text)
+    conversation.last_activity = now
+    uncounted = _why_not_counted(conversation, text)
+    if uncounted:
+        pair_sql.update_conversation(conversation)
+        _record(conversation, text, None, now)
+        return Turn(uncounted)
+
+    store = _window_session(pair, now)
+    conversation.window_count += 1
+    conversation.lifetime_count += 1
+    reply = answer(conversation, store)
+    store.save()
+    conversation.session_id = store.session_key
+    pair_sql.update_conversation(conversation)
+    _record(conversation, text, reply, now)
+    return Turn("counted", reply=reply, session_key=store.session_key)
+
+
+def _lock_pair(sender: str, recipient: str, *, sid: str | None = None, now: datetime) -> LockedPair:
+    """Lock the pair's conversation, creating it on its first text, and read its session."""
+    locked = pair_sql.lock_pair_and_session(sender, recipient, sid=sid, now=now)
+    if locked is not None:
+        return locked
+    # The pair's first text, or its session is gone: make sure the row exists, lock it
+    # alone, then read the session in a statement of its own, which sees what the
+    # previous holder of the lock committed.
+    Conversation.objects.bulk_create(
+        [Conversation(sender=sender, recipient=recipient, sender_number=number_of(sender) or "")],
+        ignore_conflicts=True,
+    )
+    pair = Conversation.objects.for_pair(sender, recipient).with_caller().with_message_seen(sid)
+    conversation = pair.select_for_update().get()
+    if conversation.session_id is None:  # A new pair, or an ended conversation.
+        return LockedPair(conversation, None)
+    live = Session.objects.filter(pk=conversation.session_id, expire_date__gt=now).first()
+    return LockedPair(conversation, live.session_data if live else None)
+
+
+def _why_not_counted(conversation: Conversation, text: InboundText) -> str | None:
+    """The outcome of a text that gets no count and no reply; None for one that does.
+
+    Opt-out keywords change the conversation first, as Twilio applies them whoever sends them.
+    """
+    keyword = text.keyword
+    if keyword is Keyword.OPT_OUT:
+        conversation.opted_out = True
+        return "opted_out"
+    if keyword is Keyword.OPT_IN:
+        conversation.opted_out = False
+    if conversation.caller_blocked:
+        return "blocked"
+    if keyword is Keyword.HELP:
+        return "help"  # Twilio answers HELP itself.
+    if conversation.opted_out:
+        return "ignored_opted_out"  # Twilio would refuse to deliver a reply anyway.
+    return None
+
+
+def _window_session(pair: LockedPair, now: datetime) -> PairSessionStore:
+    """The session of the pair's current window, starting a new window when it has ended."""
+    conversation = pair.conversation
+    if conversation.session_id and pair.session_data is not None:
+        return PairSessionStore.from_data(conversation.session_id, pair.session_data)
+    if conversation.session_id:
+        PairSessionStore().delete(conversation.session_id)  # Over; its cookie will be ignored.
+    conversation.window_count = 0
+    conversation.window_started_at = now
+    return PairSessionStore.start()
+
+
+def _repeat(conversation: Conversation, text: InboundText) -> Turn:
+    first = Message.objects.get(sid=text.sid)
+    if first.conversation_id != conversation.pk:
+        raise BadText("MessageSid belongs to another conversation.")
+    return Turn("repeat", reply=first.reply or None, session_key=conversation.session_id)
+
+
+def _record(conversation: Conversation, text: InboundText, reply: str | None, now: datetime) -> None:
+    pair_sql.insert_inbound_message(
+        conversation.pk,
+        sid=text.sid,
+        body=text.body,
+        media_urls=text.media_urls,
+        reply=reply or "",
+        now=now,
+        simulated=text.simulated,
+    )
+
+
+def outbound_record(
+    *,
+    our_number: str,
+    their_number: str,
+    body: str,
+    sid: str | None,
+    status: str,
+    error: str = "",
+    sent_by: AbstractBaseUser | None = None,
+) -> Message:
+    """Record a text the app sent. One that Twilio accepted opens or refreshes the pair's
+    window, so that the reply, which comes without a cookie, continues the conversation."""
+
+    def work() -> Message:
+        now = timezone.now()
+        pair = _lock_pair(their_number, our_number, now=now)
+        conversation = pair.conversation
+        if not error:
+            store = _window_session(pair, now)
+            store.save()
+            conversation.session_id = store.session_key
+            conversation.last_activity = now
+            pair_sql.update_conversation(conversation)
+        return Message.objects.create(
+            conversation=conversation,
+            direction=Message.Direction.OUTBOUND,
+            sid=sid,
+            body=body,
+            status=status,
+            error=error,
+            sent_by=sent_by,
+        )
+
+    return in_pair_transaction(work)
+
+
+def conversation_end(conversation: Conversation) -> None:
+    """End the pair's current window: its next text starts again at count 1."""
+
+    def work() -> None:
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if locked.session_id:
+            PairSessionStore().delete(locked.session_id)
+        Conversation.objects.filter(pk=locked.pk).update(session=None, window_count=0)
+
+    in_pair_transaction(work)
