@@ -56,6 +56,12 @@ def mask(address: str) -> str:
     return address[:-4] + "****"
 
 
+def number_search(search: str) -> str:
+    """What to look for in stored E.164 numbers when staff type a number as people write it:
+    "(415) 555-2222" finds +14155552222, and so does "555-2222"."""
+    return number_of(search) or digits_of(search) or search
+
+
 def digits_of(search: str) -> str | None:
     """The digits of a search typed like a (partial) number, "555-1234" -> "5551234"."""
     digits = re.sub(r"[\s().-]", "", search)

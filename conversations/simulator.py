@@ -1,6 +1,6 @@
 """A staff page to text the app as a test pair, through the same webhook Twilio calls.
 
-Each text is delivered by `edge.send_as_twilio()`, signed when a token is set and marked as
+Each text is delivered by `as_twilio.send_as_twilio()`, signed when a token is set and marked as
 simulated. The pair's cookies are kept the way Twilio keeps them, in the staff user's own
 session (never in the browser's cookies, where they would replace the staff login).
 
@@ -33,7 +33,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from conversations.edge import DEFAULT_RECIPIENT, DEFAULT_SENDER, CookieJars, Rejected, send_as_twilio
+from conversations.as_twilio import DEFAULT_RECIPIENT, DEFAULT_SENDER, CookieJars, Rejected, send_as_twilio
 from conversations.models import Caller, Conversation, Message
 from conversations.phone import address_from_input, number_of
 from conversations.texts import Keyword, keyword_of

@@ -7,7 +7,7 @@ from django.http import HttpResponse
 from django.test import override_settings
 from django.utils import timezone
 
-from conversations.edge import twilio_params
+from conversations.as_twilio import twilio_params
 from conversations.models import Caller, Conversation, Message
 from conversations.signatures import simulator_mark
 from tests.twilio import RECIPIENT, SENDER, TOKEN, TwilioTestCase, reply_of, sid_of, sign

@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from conversations.edge import DEFAULT_RECIPIENT, DEFAULT_SENDER, CookieJars, Rejected, send_as_twilio
+from conversations.as_twilio import DEFAULT_RECIPIENT, DEFAULT_SENDER, CookieJars, Rejected, send_as_twilio
 from conversations.phone import address_from_input
 
 

@@ -1,0 +1,195 @@
+"""Conversations: read-only records, and the page where staff send, end and read the thread."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from conversations.admin.sending import SendTextForm, send_texts, text_send
+from conversations.models import Caller, Conversation, search_key
+from conversations.outbound import SendError
+from conversations.pairs import conversation_end
+from conversations.phone import number_search
+
+# Texts per page of a conversation's thread: 2,000 texts on one page made it 3.5 MB.
+THREAD_PAGE_SIZE = 50
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records staff read and act on, but never edit: they are what Twilio and callers said."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ReadOnlyAdmin):
+    list_display = (
+        "sender",
+        "caller_name",
+        "recipient",
+        "current_window",
+        "lifetime_count",
+        "last_activity",
+        "opted_out",
+    )
+    list_filter = ("opted_out", "last_activity", "recipient")
+    search_fields = ("sender", "recipient")
+    list_select_related = ("session",)
+    date_hierarchy = "last_activity"
+    ordering = ("-last_activity",)
+    readonly_fields = (
+        "sender",
+        "caller_name",
+        "recipient",
+        "current_window",
+        "lifetime_count",
+        "window_started_at",
+        "first_activity",
+        "last_activity",
+        "opted_out",
+    )
+    fields = readonly_fields
+    actions = ("end_conversation", "send_text")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
+        names = Caller.objects.filter(phone_number=OuterRef("sender_number")).order_by().values("name")[:1]
+        return super().get_queryset(request).annotate(caller=Subquery(names))
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "<path:object_id>/send/",
+                self.admin_site.admin_view(require_POST(self.send_view)),
+                name="conversations_conversation_send",
+            ),
+            path(
+                "<path:object_id>/end/",
+                self.admin_site.admin_view(require_POST(self.end_view)),
+                name="conversations_conversation_end",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        conversation = self.get_object(request, unquote(object_id))
+        if conversation is None:
+            return super().change_view(request, object_id, form_url, extra_context)
+        thread = conversation.messages.select_related("sent_by").order_by("-created_at", "-pk")
+        number = conversation.sender_number
+        caller = Caller.objects.filter(phone_number=number).first() if number else None
+        context = {
+            "thread": Paginator(thread, THREAD_PAGE_SIZE).get_page(request.GET.get("page")),
+            "messages_url": reverse("admin:conversations_message_changelist")
+            + "?"
+            + urlencode({"conversation__id__exact": conversation.pk}),
+            "caller": caller,
+            "add_caller_url": (
+                reverse("admin:conversations_caller_add") + "?" + urlencode({"phone_number": number})
+                if number and caller is None
+                else None
+            ),
+            "can_act": self.has_send_permission(request),
+            "send_form": SendTextForm(),
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, context)
+
+    def _acted_on(self, request: HttpRequest, object_id: str) -> Conversation:
+        # The records stay read-only; texting a pair or ending its window is staff work that
+        # needs the change permission, as the list actions do.
+        if not self.has_send_permission(request):
+            raise PermissionDenied
+        conversation = self.get_object(request, unquote(object_id))
+        if conversation is None:
+            raise Http404("No such conversation.")
+        return conversation
+
+    def _back_to(self, conversation: Conversation) -> HttpResponseRedirect:
+        return HttpResponseRedirect(
+            reverse("admin:conversations_conversation_change", args=[conversation.pk])
+        )
+
+    def send_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        conversation = self._acted_on(request, object_id)
+        form = SendTextForm(request.POST)
+        if not form.is_valid():
+            for errors in form.errors.values():
+                self.message_user(request, f"Not sent: {' '.join(errors)}", messages.ERROR)
+            return self._back_to(conversation)
+        try:
+            text_send(self, request, conversation.recipient, conversation.sender, form.cleaned_data["body"])
+        except SendError as error:
+            self.message_user(request, f"Not sent: {error}", messages.ERROR)
+        else:
+            self.message_user(request, f"Sent the text to {conversation.sender}.", messages.SUCCESS)
+        return self._back_to(conversation)
+
+    def end_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        conversation = self._acted_on(request, object_id)
+        conversation_end(conversation)
+        self.log_change(request, conversation, "Ended the conversation")
+        self.message_user(request, "Ended the conversation: the next text starts at 1.", messages.SUCCESS)
+        return self._back_to(conversation)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Conversation], search_term: str
+    ) -> tuple[QuerySet[Conversation], bool]:
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term:
+            named = Caller.objects.filter(name_search__contains=search_key(search_term)).values(
+                "phone_number"
+            )
+            queryset |= self.get_queryset(request).filter(sender__in=named)
+            queryset |= self.get_queryset(request).filter(sender__contains=number_search(search_term))
+        return queryset, may_have_duplicates
+
+    @admin.display(description="Caller", ordering="caller")
+    def caller_name(self, conversation: Conversation) -> str:
+        return conversation.caller or "—"
+
+    @admin.display(description="Texts this window", ordering="window_count")
+    def current_window(self, conversation: Conversation) -> int:
+        session = conversation.session
+        if session is None or session.expire_date <= timezone.now():
+            return 0  # The window has ended; the next text starts at 1.
+        return conversation.window_count
+
+    # The records are read-only, but ending a window or texting a pair is staff work that
+    # needs the model's change permission.
+    def has_end_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("conversations.change_conversation")
+
+    has_send_permission = has_end_permission
+
+    @admin.action(description="End conversation (the next text starts at 1)", permissions=["end"])
+    def end_conversation(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        for conversation in queryset:
+            conversation_end(conversation)
+            self.log_change(request, conversation, "Ended the conversation")
+        ended = len(queryset)
+        self.message_user(
+            request, f"Ended {ended} conversation{'' if ended == 1 else 's'}.", messages.SUCCESS
+        )
+
+    @admin.action(description="Send a text", permissions=["send"])
+    def send_text(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> HttpResponse | None:
+        pairs = list(queryset.values_list("recipient", "sender"))
+        return send_texts(self, request, SendTextForm, pairs)
