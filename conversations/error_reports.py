@@ -42,7 +42,7 @@ def init_sentry(dsn: str, **options: Any) -> None:
         include_local_variables=False,
         max_request_body_size="never",
         before_send=scrub_event,  # type: ignore[arg-type]
-        before_breadcrumb=scrub_breadcrumb,  # type: ignore[arg-type]
+        before_breadcrumb=scrub_breadcrumb,
         **options,
     )
 

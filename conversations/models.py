@@ -49,7 +49,7 @@ class Caller(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.phone_number})"
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.name_search = search_key(self.name)
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "name" in update_fields:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import requests
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
@@ -55,7 +55,7 @@ def message_send(
     their_number: str,
     body: str,
     status_callback: str | None = None,
-    sent_by: AbstractBaseUser | None = None,
+    sent_by: User | None = None,
 ) -> Message:
     """Send a text, record it, and open or refresh the pair's conversation window.
 

@@ -25,7 +25,7 @@ from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
@@ -197,7 +197,7 @@ def outbound_record(
     sid: str | None,
     status: str,
     error: str = "",
-    sent_by: AbstractBaseUser | None = None,
+    sent_by: User | None = None,
 ) -> Message:
     """Record a text the app sent. One that Twilio accepted opens or refreshes the pair's
     window, so that the reply, which comes without a cookie, continues the conversation."""

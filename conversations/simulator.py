@@ -25,7 +25,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import permission_required
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.validators import URLValidator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -49,7 +49,7 @@ PERMISSION = "conversations.use_simulator"
 View = Callable[[HttpRequest], HttpResponse]
 
 
-def is_open_to(user: AbstractBaseUser | AnonymousUser) -> bool:
+def is_open_to(user: User | AnonymousUser) -> bool:
     return settings.SIMULATOR_ENABLED and user.is_active and user.is_staff and user.has_perm(PERMISSION)
 
 
@@ -85,7 +85,8 @@ class TextForm(PairForm):
         max_length=1600,
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Text message", "autofocus": True}),
     )
-    media = forms.URLField(
+    # Not `media`: a form's `media` is its widgets' CSS and JS, and the field would be hidden.
+    media_url = forms.URLField(
         label="Media URL",
         required=False,
         max_length=1000,
@@ -128,7 +129,7 @@ def _send(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _page(request, PairForm(request.POST, auto_id="pair_%s"), form, status=400)
     sender, recipient = form.cleaned_data["sender"], form.cleaned_data["recipient"]
-    media = [form.cleaned_data["media"]] if form.cleaned_data["media"] else []
+    media = [form.cleaned_data["media_url"]] if form.cleaned_data["media_url"] else []
     jars = CookieJars(request.session.get(JARS_KEY))
     try:
         delivery = send_as_twilio(form.cleaned_data["body"], sender, recipient, jars=jars, media=media)

@@ -249,8 +249,11 @@ class SimulatorTextingTestCase(SimulatorTestCase):
         self.assertContains(response, "This field is required.", status_code=400)
         self.assertFalse(Session.objects.filter(conversation__isnull=False).exists())
 
+    def test_it_offers_a_media_url_field(self) -> None:
+        self.assertContains(self.open(), 'name="media_url"')
+
     def test_it_attaches_a_media_url(self) -> None:
-        self.text("look", media="https://example.com/owl.jpg")
+        self.text("look", media_url="https://example.com/owl.jpg")
 
         message = Message.objects.get()
         self.assertEqual(message.media_urls, ["https://example.com/owl.jpg"])
@@ -259,7 +262,7 @@ class SimulatorTextingTestCase(SimulatorTestCase):
     def test_it_attaches_only_web_media_urls(self) -> None:
         response = self.client.post(
             "/simulator/",
-            {"sender": SENDER, "recipient": RECIPIENT, "body": "x", "media": "javascript:alert(1)"},
+            {"sender": SENDER, "recipient": RECIPIENT, "body": "x", "media_url": "javascript:alert(1)"},
         )
 
         self.assertContains(response, "Enter a valid URL.", status_code=400)

@@ -132,7 +132,9 @@ class ConversationAdmin(ReadOnlyAdmin):
         form = SendTextForm(request.POST)
         if not form.is_valid():
             for errors in form.errors.values():
-                self.message_user(request, f"Not sent: {' '.join(errors)}", messages.ERROR)
+                self.message_user(
+                    request, f"Not sent: {' '.join(str(error) for error in errors)}", messages.ERROR
+                )
             return self._back_to(conversation)
         try:
             text_send(self, request, conversation.recipient, conversation.sender, form.cleaned_data["body"])

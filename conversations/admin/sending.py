@@ -5,6 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
@@ -49,7 +51,7 @@ def send_texts(
             "title": "Send a text",
             "form": form,
             "recipients": [their for _, their in pairs],
-            "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
             "action": request.POST["action"],
             "opts": modeladmin.model._meta,
         }
@@ -71,6 +73,8 @@ def text_send(
     modeladmin: admin.ModelAdmin, request: HttpRequest, our_number: str, their_number: str, body: str
 ) -> Message:
     """Send one text as the staff user, and note it in the conversation's admin history."""
-    message = message_send(our_number=our_number, their_number=their_number, body=body, sent_by=request.user)
+    # Admin views let only staff in: the user is a real one, never the anonymous user.
+    staff = request.user if isinstance(request.user, User) else None
+    message = message_send(our_number=our_number, their_number=their_number, body=body, sent_by=staff)
     modeladmin.log_change(request, message.conversation, "Sent a text")
     return message
