@@ -9,7 +9,7 @@ DJANGO_TESTS := $(VENV)/django-tests-$(DJANGO_VERSION)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format serve bench migrate clean
+.PHONY: run test test-fast lint format serve bench migrate clean
 
 run: $(VENV)/.runtime .env
 	$(BIN)/python manage.py migrate --no-input
@@ -18,6 +18,10 @@ run: $(VENV)/.runtime .env
 # The suite never reads .env (tests/settings.py), so it needs none.
 test: $(VENV)/.dev $(DJANGO_TESTS)
 	$(BIN)/python -m pytest
+
+# The quick loop while editing: everything but live servers, faults, browsers and subprocesses.
+test-fast: $(VENV)/.dev $(DJANGO_TESTS)
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

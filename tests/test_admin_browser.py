@@ -5,13 +5,14 @@ import unittest
 from pathlib import Path
 from unittest import mock
 
+import pytest
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.test import override_settings
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from conversations.models import Caller, Conversation, Message
+from tests.factories import superuser
 from tests.test_simulator_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.twilio import SENDER, TOKEN, Twilio
 
@@ -21,6 +22,7 @@ PASSWORD = "a-browser-test-password"
 
 @unittest.skipUnless(CHROMIUM.exists(), "needs Debian's chromium at /usr/bin/chromium")
 @override_settings(SMS_BACKEND="console", TWILIO_AUTH_TOKEN=TOKEN, TWILIO_REQUIRE_SIGNATURE=True)
+@pytest.mark.slow
 class AdminBrowserTestCase(StaticLiveServerTestCase):
     browser: Browser
 
@@ -39,7 +41,7 @@ class AdminBrowserTestCase(StaticLiveServerTestCase):
         expect.set_options(timeout=15_000)
 
     def setUp(self) -> None:
-        User.objects.create_superuser("admin", password=PASSWORD)
+        superuser("admin", password=PASSWORD)
 
     def log_in(self, path: str) -> Page:
         context = self.browser.new_context(viewport={"width": 1100, "height": 1000})

@@ -1,14 +1,14 @@
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import User
 from django.test import TestCase, override_settings
 
 from conversations.models import Caller, Message
+from tests.factories import superuser
 from tests.twilio import SENDER, Twilio, reply_of
 
 
 class CallerAdminTestCase(TestCase):
     def setUp(self) -> None:
-        self.staff = User.objects.create(username="staff", is_staff=True, is_superuser=True)
+        self.staff = superuser()
         self.client.force_login(self.staff)
         self.rey = Caller.objects.create(phone_number="+14155552222", name="Rey")
         self.kylo = Caller.objects.create(phone_number="+14155553333", name="Kylo", blocked=True)

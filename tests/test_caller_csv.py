@@ -1,12 +1,12 @@
 import csv
 import io
 
-from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import HttpResponse
 from django.test import TestCase, override_settings
 
 from conversations.models import Caller
+from tests.factories import staff_with, superuser
 
 IMPORT_URL = "/admin/conversations/caller/import/"
 
@@ -21,7 +21,7 @@ def messages_of(response: HttpResponse) -> list[str]:
 
 class CallerCsvTestCase(TestCase):
     def setUp(self) -> None:
-        self.client.force_login(User.objects.create(username="staff", is_staff=True, is_superuser=True))
+        self.client.force_login(superuser())
 
     def import_file(self, upload: SimpleUploadedFile) -> HttpResponse:
         """Upload, look at the preview, confirm: as staff do."""
@@ -320,7 +320,7 @@ class CallerCsvTestCase(TestCase):
                 self.assertFalse(Caller.objects.exists())
 
     def test_it_lets_only_staff_who_may_add_callers_import(self) -> None:
-        self.client.force_login(User.objects.create(username="viewer", is_staff=True))
+        self.client.force_login(staff_with("viewer"))
 
         response = self.client.post(IMPORT_URL, {"file": csv_file("phone_number,name\n+14155552222,Rey\n")})
 

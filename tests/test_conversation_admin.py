@@ -2,12 +2,12 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import Permission, User
 from django.contrib.sessions.models import Session
 from django.test import override_settings
 from django.utils import timezone
 
 from conversations.models import Caller, Conversation, Message
+from tests.factories import staff_with, superuser
 from tests.fake_twilio_api import FakeTwilioApi
 from tests.twilio import RECIPIENT, SENDER, TwilioTestCase, reply_of
 
@@ -22,7 +22,7 @@ def history_of(conversation: Conversation) -> list[str]:
 class ConversationAdminTestCase(TwilioTestCase):
     def setUp(self) -> None:
         super().setUp()
-        self.staff = User.objects.create(username="staff", is_staff=True, is_superuser=True)
+        self.staff = superuser()
         self.client.force_login(self.staff)
         self.rey = Caller.objects.create(phone_number=SENDER, name="Rey")
         self.twilio.text("Hello", NumMedia="1", MediaUrl0="https://api.twilio.com/media/ME1")
@@ -211,8 +211,7 @@ class ConversationAdminTestCase(TwilioTestCase):
         self.assertEqual(history_of(self.conversation), ["Ended the conversation"])
 
     def test_view_only_staff_see_the_thread_but_cannot_send_or_end(self) -> None:
-        viewer = User.objects.create(username="viewer", is_staff=True)
-        viewer.user_permissions.add(Permission.objects.get(codename="view_conversation"))
+        viewer = staff_with("viewer", "view_conversation")
         self.client.force_login(viewer)
         window = (self.conversation.session_id, self.conversation.window_count)
 
@@ -247,8 +246,7 @@ class ConversationAdminTestCase(TwilioTestCase):
         self.assertEqual(reply_of(self.twilio.text()), "Rey has messaged +15005550006 1 time.")
 
     def test_it_lets_staff_without_change_permission_read_but_not_end(self) -> None:
-        viewer = User.objects.create(username="viewer", is_staff=True)
-        viewer.user_permissions.add(Permission.objects.get(codename="view_conversation"))
+        viewer = staff_with("viewer", "view_conversation")
         self.client.force_login(viewer)
 
         response = self.client.get(CHANGELIST)

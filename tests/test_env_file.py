@@ -9,6 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
 from django.test import SimpleTestCase
 
 from tests.server import BASE_DIR
@@ -27,6 +28,7 @@ TIME_ZONE=Europe/Paris
 SUITE_VARIABLES = {"ENV_FILE", "DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE"}
 
 
+@pytest.mark.slow
 class EnvFileTestCase(SimpleTestCase):
     @classmethod
     def setUpClass(cls) -> None:

@@ -5,6 +5,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from django.db import connection
 from django.test import TestCase, TransactionTestCase, override_settings
 
@@ -41,6 +42,7 @@ class HealthzTestCase(TestCase):
         self.assertEqual(result.stdout.strip(), "503", result.stderr)
 
 
+@pytest.mark.slow
 class HealthzUnderFaultsTestCase(TransactionTestCase):
     def test_it_answers_503_while_another_process_holds_the_write_lock(self) -> None:
         if connection.vendor != "sqlite":

@@ -6,6 +6,7 @@ import sys
 import threading
 from datetime import timedelta
 
+import pytest
 import requests
 from django.contrib.sessions.models import Session
 from django.test import TransactionTestCase
@@ -18,6 +19,7 @@ from tests.twilio import RECIPIENT, SENDER, TOKEN, new_sid, sign
 OLD_MESSAGES = 20_000
 
 
+@pytest.mark.slow
 class HousekeepingUnderTrafficTestCase(TransactionTestCase):
     def setUp(self) -> None:
         old = Conversation.objects.create(

@@ -4,6 +4,8 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import TestCase, override_settings
 
+from tests.factories import superuser
+
 LOGIN = "/admin/login/"
 PASSWORD = "a-long-staff-password"
 
@@ -12,7 +14,7 @@ PASSWORD = "a-long-staff-password"
 @override_settings(AXES_FAILURE_LIMIT=5, PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"])
 class LoginThrottlingTestCase(TestCase):
     def setUp(self) -> None:
-        User.objects.create_user("staff", password=PASSWORD, is_staff=True, is_superuser=True)
+        superuser(password=PASSWORD)
 
     def log_in(self, password: str, address: str = "203.0.113.7") -> bool:
         self.client.post(LOGIN, {"username": "staff", "password": password}, REMOTE_ADDR=address)

@@ -1,9 +1,9 @@
 from datetime import timedelta
 
-from django.contrib.auth.models import User
 from django.utils import timezone
 
 from conversations.models import Caller, Conversation, Message
+from tests.factories import superuser
 from tests.twilio import RECIPIENT, SENDER, TwilioTestCase, sid_of
 
 CHANGELIST = "/admin/conversations/message/"
@@ -12,7 +12,7 @@ CHANGELIST = "/admin/conversations/message/"
 class MessageAdminTestCase(TwilioTestCase):
     def setUp(self) -> None:
         super().setUp()
-        self.client.force_login(User.objects.create(username="staff", is_staff=True, is_superuser=True))
+        self.client.force_login(superuser())
         self.twilio.text("Where is the falcon?", sid=sid_of(1))
         self.twilio.text("Never mind", sid=sid_of(2))
         conversation = Conversation.objects.get()

@@ -4,6 +4,7 @@ another host."""
 
 from __future__ import annotations
 
+import pytest
 import requests
 from django.test import TestCase, TransactionTestCase, override_settings
 
@@ -26,6 +27,7 @@ def signed_text(base_url: str) -> requests.Response:
     return requests.post(f"{base_url}/sms/", data=params, headers=headers, timeout=10, allow_redirects=False)
 
 
+@pytest.mark.slow
 class ForwardedHeadersUnderGunicornTestCase(TransactionTestCase):
     def test_it_ignores_forwarded_headers_from_a_peer_that_is_not_the_proxy(self) -> None:
         with gunicorn(**BEHIND_A_PROXY, FORWARDED_ALLOW_IPS="192.0.2.1") as base_url:

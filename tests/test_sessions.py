@@ -2,6 +2,7 @@ import logging
 from importlib import import_module
 from unittest import mock
 
+import pytest
 from django.conf import settings
 from django.core.cache import cache
 from django.test import TransactionTestCase, override_settings
@@ -54,6 +55,7 @@ class PairSessionStoreTestCase(TwilioTestCase):
             self.assertEqual(PairSessionStore().get_expiry_age(), 900)
 
 
+@pytest.mark.slow
 @override_settings(TWILIO_AUTH_TOKEN=TOKEN, TWILIO_REQUIRE_SIGNATURE=True, SESSION_ENGINE=CACHED_DB)
 class SessionCacheOutageTestCase(TransactionTestCase):
     """A real redis-server of the test's own, stopped or hung while texts keep coming."""

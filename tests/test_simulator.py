@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.http import HttpResponse
 from django.test import Client, TestCase, override_settings
@@ -8,18 +8,11 @@ from django.utils import timezone
 
 from conversations.models import Caller, Conversation, Message
 from conversations.simulator import JARS_KEY
+from tests.factories import staff_with, superuser
 from tests.twilio import RECIPIENT, SENDER, TOKEN, Twilio
 
 ONE = "Friend has messaged +15005550006 1 time."
 TWO = "Friend has messaged +15005550006 2 times."
-
-
-def staff_with(username: str, *codenames: str) -> User:
-    user = User.objects.create(username=username, is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="conversations", codename__in=codenames)
-    )
-    return user
 
 
 @override_settings(SIMULATOR_ENABLED=True)
@@ -27,7 +20,7 @@ class SimulatorTestCase(TestCase):
     @classmethod
     def setUpTestData(cls) -> None:
         # No password: force_login() needs none, and hashing one costs most of a test's time.
-        cls.staff = User.objects.create(username="alice", is_staff=True, is_superuser=True)
+        cls.staff = superuser("alice")
 
     def setUp(self) -> None:
         self.client.force_login(self.staff)

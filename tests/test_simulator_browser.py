@@ -6,13 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
+import pytest
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.test import override_settings
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from conversations.models import Caller, Conversation, Message
+from tests.factories import superuser
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The machine reaches no network beyond package registries: keep Chromium from trying.
@@ -33,6 +34,7 @@ PASSWORD = "a-browser-test-password"
 
 @unittest.skipUnless(CHROMIUM.exists(), "needs Debian's chromium at /usr/bin/chromium")
 @override_settings(SIMULATOR_ENABLED=True)
+@pytest.mark.slow
 class SimulatorBrowserTestCase(StaticLiveServerTestCase):
     browser: Browser
 
@@ -51,7 +53,7 @@ class SimulatorBrowserTestCase(StaticLiveServerTestCase):
         expect.set_options(timeout=15_000)
 
     def setUp(self) -> None:
-        User.objects.create_superuser("admin", password=PASSWORD)
+        superuser("admin", password=PASSWORD)
         Caller.objects.create(phone_number="+14155550001", name="Rey")
 
     def log_in(self, java_script: bool = True, viewport: dict[str, int] | None = None) -> Page:

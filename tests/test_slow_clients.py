@@ -6,6 +6,7 @@ import socket
 from contextlib import ExitStack
 from urllib.parse import urlsplit
 
+import pytest
 import requests
 from django.test import TransactionTestCase
 
@@ -25,6 +26,7 @@ def stalled_connection(base_url: str) -> socket.socket:
     return sock
 
 
+@pytest.mark.slow
 class StalledClientsTestCase(TransactionTestCase):
     def test_more_stalled_connections_than_workers_leave_the_app_answering(self) -> None:
         params = {"From": SENDER, "To": RECIPIENT, "Body": "Hello", "MessageSid": "SM" + "1" * 32}

@@ -5,6 +5,7 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
+import pytest
 from django.core.management import CommandError, call_command
 from django.test import TestCase, TransactionTestCase, override_settings
 
@@ -154,6 +155,7 @@ class SmsCommandTestCase(TestCase):
         self.assertEqual(str(raised.exception), f"Could not reach {url}: Connection refused")
 
 
+@pytest.mark.slow
 @override_settings(TWILIO_AUTH_TOKEN=TOKEN)
 class SmsCommandOverHttpTestCase(TransactionTestCase):
     def setUp(self) -> None:

@@ -4,6 +4,7 @@ import re
 import threading
 import time
 
+import pytest
 import requests
 from django.contrib.sessions.models import Session
 from django.test import TransactionTestCase
@@ -66,6 +67,7 @@ class Burst:
         return most
 
 
+@pytest.mark.slow
 class SmsConcurrencyTestCase(TransactionTestCase):
     def assert_database_agrees(self, sender: str, count: int) -> None:
         conversation = Conversation.objects.get(sender=sender, recipient=RECIPIENT)

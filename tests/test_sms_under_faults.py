@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter
 
+import pytest
 import requests
 from django.db import connection
 from django.test import TransactionTestCase
@@ -25,6 +26,7 @@ from tests.server import gunicorn
 from tests.traffic import Traffic, assert_nothing_lost
 
 
+@pytest.mark.slow
 class SmsUnderFaultsTestCase(TransactionTestCase):
     def committed(self, traffic: Traffic) -> dict[str, str]:
         sids = [sent.sid for sent in traffic.sent]
