@@ -97,6 +97,13 @@ class Conversation(models.Model):
     first_activity = models.DateTimeField(auto_now_add=True)
     last_activity = models.DateTimeField(null=True, blank=True)
     opted_out = models.BooleanField(default=False)
+    # Staff took over: the bot answers nothing until then (read with the locked row, so the
+    # pause costs a text no statement of its own).
+    bot_paused_until = models.DateTimeField(null=True, blank=True)
+    undeliverable_reason = models.CharField(
+        max_length=200, blank=True, help_text="Why Twilio cannot deliver to this number (empty: it can)."
+    )
+    undeliverable_since = models.DateTimeField(null=True, blank=True)
 
     # Read with the locked row (pair_sql.py) or annotated by the admin: not columns.
     caller_name: str | None
@@ -178,6 +185,9 @@ class Message(models.Model):
     reply = models.TextField(blank=True, help_text="What the app answered (empty: no reply).")
     status = models.CharField(max_length=20, blank=True)
     error = models.CharField(max_length=200, blank=True, help_text="Why Twilio did not deliver it.")
+    num_segments = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="How many SMS segments Twilio counted (inbound: NumSegments)."
+    )
     simulated = models.BooleanField(
         default=False, help_text="Sent from the simulator or `manage.py sms`, not by Twilio."
     )
@@ -194,7 +204,10 @@ class Message(models.Model):
     objects = MessageQuerySet.as_manager()
 
     class Meta:
-        permissions = [("use_simulator", "Can text the app from the SMS simulator")]
+        permissions = [
+            ("use_simulator", "Can text the app from the SMS simulator"),
+            ("redact_message", "Can redact a message's body"),
+        ]
         indexes = [
             models.Index(fields=["conversation", "created_at"], name="message_history"),
             models.Index(fields=["created_at"], name="message_created_at"),
