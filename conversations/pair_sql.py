@@ -10,13 +10,14 @@ the ORM. The SQL is the same on SQLite and PostgreSQL but for the row locks.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 from functools import cache
 from typing import Any
 
 from django.contrib.sessions.models import Session
-from django.db import connection
-from django.db.models import Field
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from conversations.models import Caller, Conversation, Message
 
@@ -57,15 +58,17 @@ def lock_pair_and_session(
     sender: str, recipient: str, *, sid: str | None, now: datetime
 ) -> LockedPair | None:
     """Lock the pair's conversation and session; None when either row is missing."""
-    params: list[Any] = [_datetime(now), sid, sender, recipient]
-    with connection.cursor() as cursor:
-        cursor.execute(_lock_sql(connection.vendor), params)
+    db = connections[DEFAULT_DB_ALIAS]  # Looked up once: each lookup costs a thread-local read.
+    params: list[Any] = [_datetime(db, now), sid, sender, recipient]
+    with db.cursor() as cursor:
+        cursor.execute(_lock_sql(db.vendor), params)
         row = cursor.fetchone()
     if row is None:
         return None
     width = len(CONVERSATION_FIELDS)
-    values = [_from_db(field, value) for field, value in zip(CONVERSATION_FIELDS, row[:width], strict=True)]
-    conversation = Conversation.from_db(connection.alias, CONVERSATION_ATTNAMES, values)
+    converters = _converters(db.vendor)
+    values = [convert(value, db) for convert, value in zip(converters, row[:width], strict=True)]
+    conversation = Conversation.from_db(db.alias, CONVERSATION_ATTNAMES, values)
     data, live, name, blocked, seen = row[width:]
     conversation.caller_name, conversation.caller_blocked, conversation.message_seen = (
         name,
@@ -75,29 +78,43 @@ def lock_pair_and_session(
     return LockedPair(conversation, data if live else None)
 
 
-def _from_db(field: Field, value: Any) -> Any:
-    # What the ORM's converters would do: SQLite returns times as text and booleans as 0/1.
-    if connection.vendor != "sqlite" or value is None:
+Converter = Callable[[Any, BaseDatabaseWrapper], Any]
+
+
+@cache
+def _converters(vendor: str) -> list[Converter]:
+    """What the ORM's converters would do to each column: on SQLite, times come back as text
+    and booleans as 0/1; PostgreSQL's driver already returns Python values."""
+
+    def same(value: Any, db: BaseDatabaseWrapper) -> Any:
         return value
-    if field.get_internal_type() == "DateTimeField":
-        return connection.ops.convert_datetimefield_value(value, None, connection)  # type: ignore[attr-defined]
-    if field.get_internal_type() == "BooleanField":
-        return bool(value)
-    return value
+
+    def datetime_of(value: Any, db: BaseDatabaseWrapper) -> Any:
+        return None if value is None else db.ops.convert_datetimefield_value(value, None, db)  # type: ignore[attr-defined]
+
+    def bool_of(value: Any, db: BaseDatabaseWrapper) -> Any:
+        return None if value is None else bool(value)
+
+    if vendor != "sqlite":
+        return [same for _ in CONVERSATION_FIELDS]
+    by_type = {"DateTimeField": datetime_of, "BooleanField": bool_of}
+    return [by_type.get(field.get_internal_type(), same) for field in CONVERSATION_FIELDS]
 
 
 def update_session_data(session_key: str, session_data: str, expire_date: datetime) -> int:
-    with connection.cursor() as cursor:
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
         cursor.execute(
             f"UPDATE {Session._meta.db_table} SET session_data = %s, expire_date = %s WHERE session_key = %s",
-            [session_data, _datetime(expire_date), session_key],
+            [session_data, _datetime(db, expire_date), session_key],
         )
         return cursor.rowcount
 
 
 def update_conversation(conversation: Conversation) -> None:
     """Write what a text changes on its conversation."""
-    with connection.cursor() as cursor:
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
         cursor.execute(
             f"""UPDATE {Conversation._meta.db_table}
                 SET session_id = %s, window_count = %s, lifetime_count = %s,
@@ -107,8 +124,8 @@ def update_conversation(conversation: Conversation) -> None:
                 conversation.session_id,
                 conversation.window_count,
                 conversation.lifetime_count,
-                _datetime(conversation.window_started_at),
-                _datetime(conversation.last_activity),
+                _datetime(db, conversation.window_started_at),
+                _datetime(db, conversation.last_activity),
                 conversation.opted_out,
                 conversation.pk,
             ],
@@ -125,7 +142,8 @@ def insert_inbound_message(
     now: datetime,
     simulated: bool = False,
 ) -> None:
-    with connection.cursor() as cursor:
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
         cursor.execute(
             f"""INSERT INTO {Message._meta.db_table}
                 (conversation_id, direction, sid, body, media_urls, reply, status, error, simulated, created_at)
@@ -135,15 +153,15 @@ def insert_inbound_message(
                 Message.Direction.INBOUND.value,
                 sid,
                 body,
-                connection.ops.adapt_json_value(media_urls, None),
+                db.ops.adapt_json_value(media_urls, None),
                 reply,
                 "received",
                 simulated,
-                _datetime(now),
+                _datetime(db, now),
             ],
         )
 
 
-def _datetime(value: datetime | None) -> Any:
+def _datetime(db: BaseDatabaseWrapper, value: datetime | None) -> Any:
     # The same form the ORM stores (SQLite keeps naive UTC text), so comparisons agree.
-    return connection.ops.adapt_datetimefield_value(value)
+    return db.ops.adapt_datetimefield_value(value)
