@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import math
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -21,7 +22,7 @@ import environ
 
 from bench import inprocess, profile, report
 from bench.cpu import Meter
-from bench.database import BASE_DIR, fresh_database, migrate
+from bench.database import BASE_DIR, fresh_database
 from bench.load import WrkResult, run_wrk
 from bench.traffic import MAX_PAIRS, Pair, Signer, make_pairs, send_text, write_requests
 from tests.server import LiveServer, gunicorn_command, serve
@@ -49,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="The /sms/ webhook under gunicorn (production config) on a fresh database, beside "
         "a no-op Django TwiML view and Twilio's Flask cookie tutorial app, under the same signed, "
         "cookie-keeping wrk load. PostgreSQL when DATABASE_URL is postgres://..., else SQLite.",
-        epilog="Exits 1 when the run is invalid (a reply other than 200, a wrong count). See docs/benchmarks.md.",
+        epilog="Exits 1 when the run is invalid (a reply other than 200, a wrong count). docs/benchmarks.md",
     )
     add = parser.add_argument
     add("--seconds", type=int, default=15, help="measured seconds per view (default 15)")
@@ -92,10 +93,11 @@ class App:
 class Bench:
     args: argparse.Namespace
     wrk: str
-    workdir: Path
-    servers: list[int]
     postgres_name: str | None
     pairs: list[Pair]
+    workdir: Path = Path()
+    servers: list[int] = dataclasses.field(default_factory=list)  # the gunicorn masters
+    cookies: dict[int, str] = dataclasses.field(default_factory=dict)  # the webhook's, per pair
     answered: Counter[int] = dataclasses.field(default_factory=Counter)  # the webhook's 200 replies
     unanswered: Counter[int] = dataclasses.field(default_factory=Counter)  # in flight when wrk stopped
     problems: list[str] = dataclasses.field(default_factory=list)  # make the run invalid
@@ -174,45 +176,24 @@ def main(argv: list[str] | None = None) -> int:
     if wrk is None or (args.profile and py_spy is None):
         print("bench: needs wrk (apt-get install -y wrk) and, to profile, py-spy (requirements-dev.txt)")
         return 1
-    load_before = os.getloadavg()
     # Read .env as the app does, so that a DATABASE_URL (or REDIS_URL) kept there counts too.
     environ.Env.read_env(BASE_DIR / ".env")
     db = fresh_database(os.environ.get("DATABASE_URL", ""))
     env = server_env(db.url)
-    migrate(env)
+    inprocess.setup(env)
     step(f"fresh database, migrated: {db.description}")
     extra = shlex.split(args.gunicorn)
     config = gunicorn_config(env, args.workers, extra)
-    inprocess.setup(env)
-    pairs = make_pairs(args.pairs)
-    with tempfile.TemporaryDirectory(prefix="bench-") as workdir, ExitStack() as stack:
-        django = stack.enter_context(serve(env, args.workers, extra))
-        flask = stack.enter_context(serve(env, args.workers, [*extra, FLASK_APP], ready_path="/"))
-        servers = [django.process.pid, flask.process.pid]
-        bench = Bench(args, wrk, Path(workdir), servers, db.postgres_name, pairs)
-        webhook = App("project /sms/", django, "/sms/", "sessionid", once=True)
-        tutorial = App("Flask app", flask, "/", "session")
-        step(f"gunicorn up; one text from each of {len(pairs)} pairs to each app")
-        bench.warm_up(webhook)
-        bench.warm_up(tutorial)
-        # The no-op view reads no cookie, but gets the same requests as the webhook.
-        rows = [bench.measure(App("no-op view", django, "/noop/", cookies=webhook.cookies))]
-        rows.append(bench.measure(tutorial))
-        per_second = max(row.result.rate for row in rows) * HEADROOM
-        rows.append(bench.measure(webhook, per_second))
-        notes = []
-        if args.profile and py_spy:
-            with profile.recording(py_spy, django.process.pid, args.seconds, BASE_DIR / profile.OUTPUT):
-                result, _ = bench.run(webhook, "profiled webhook", args.seconds, per_second)
-            notes = profile.summary(BASE_DIR / profile.OUTPUT, result.requests, rows[-1].cpu_ms)
-        notes += server_notes({"Django": django.log(), "Flask": flask.log()}, args.workers, bench.problems)
+    bench = Bench(args, wrk, db.postgres_name, make_pairs(args.pairs))
+    rows, notes, config["worker_class"] = run_apps(bench, env, extra, py_spy)
     step("SQL statements of one steady-state text (in-process)")
-    statements, statuses = inprocess.statements_per_text(pairs[0], webhook.cookies[0], TOKEN)
-    bench.answered[0] += statuses.count(200)
+    pair = bench.pairs[0]
+    statements, statuses = inprocess.statements_per_text(pair, bench.cookies[pair.index], TOKEN)
+    bench.answered[pair.index] += statuses.count(200)
     if statuses != [200, 200]:
         bench.problems.append(f"in-process texts answered {statuses}")
-    senders = {pair.index: pair.sender for pair in pairs}
-    counts = inprocess.window_counts(pairs)
+    senders = {pair.index: pair.sender for pair in bench.pairs}
+    counts = inprocess.window_counts(bench.pairs)
     mismatches, check = report.check_counts(senders, bench.answered, bench.unanswered, counts)
     if mismatches:
         bench.problems.append(f"{len(mismatches)} pairs' counts disagree with their replies")
@@ -222,16 +203,48 @@ def main(argv: list[str] | None = None) -> int:
         notes.append("INVALID RUN: " + "; ".join(bench.problems))
     header = [
         f"{db.description} · {'cached_db (Redis)' if os.environ.get('REDIS_URL') else 'db'} sessions · "
-        f"{len(pairs)} pairs · wrk -t{args.threads} -c{args.connections} · "
+        f"{args.pairs} pairs · wrk -t{args.threads} -c{args.connections} · "
         f"{args.seconds} s measured per view after {WARMUP_SECONDS} s warm-up",
         f"gunicorn -c gunicorn.conf.py {shlex.join(extra)}".rstrip()
         + ", for each app: "
         + ", ".join(f"{name} {config.get(name, '?')}" for name in CONFIG_SHOWN),
-        "load average before the run: " + " ".join(f"{load:.2f}" for load in load_before),
     ]
     targets = report.targets(*(row.result for row in rows), len(statements))
     report.show(header, rows, targets, [check, *notes], statements if args.verbose else [])
     return 1 if bench.problems else 0
+
+
+def run_apps(
+    bench: Bench, env: dict[str, str], extra: list[str], py_spy: str | None
+) -> tuple[list[report.Row], list[str], str]:
+    """Serve the project and the Flask app and measure the three views in turn: their rows, notes
+    on the run, and the worker class gunicorn ran."""
+    args = bench.args
+    with ExitStack() as stack:
+        bench.workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+        django = stack.enter_context(serve(env, args.workers, extra))
+        flask = stack.enter_context(serve(env, args.workers, [*extra, FLASK_APP], ready_path="/"))
+        bench.servers = [django.process.pid, flask.process.pid]
+        webhook = App("project /sms/", django, "/sms/", "sessionid", once=True, cookies=bench.cookies)
+        tutorial = App("Flask app", flask, "/", "session")
+        step(f"gunicorn up; one text from each of {len(bench.pairs)} pairs to each app")
+        bench.warm_up(webhook)
+        bench.warm_up(tutorial)
+        # The no-op view reads no cookie, but gets the same requests as the webhook.
+        rows = [bench.measure(App("no-op view", django, "/noop/", cookies=webhook.cookies))]
+        rows.append(bench.measure(tutorial))
+        per_second = max(row.result.rate for row in rows) * HEADROOM
+        rows.append(bench.measure(webhook, per_second))
+        notes = []
+        if py_spy and args.profile:
+            with profile.recording(py_spy, django.process.pid, args.seconds, BASE_DIR / profile.OUTPUT):
+                result, _ = bench.run(webhook, "profiled webhook", args.seconds, per_second)
+            notes = profile.summary(BASE_DIR / profile.OUTPUT, result.requests, rows[-1].cpu_ms)
+        logs = {"Django": django.log(), "Flask": flask.log()}
+    notes += server_notes(logs, args.workers, bench.problems)
+    # What gunicorn ran, not the setting: with threads > 1 it runs gthread for "sync".
+    ran = sorted(set(re.findall(r"Using worker: (\S+)", "".join(logs.values()))))
+    return rows, notes, ", ".join(ran)
 
 
 def server_notes(logs: dict[str, str], workers: int, problems: list[str]) -> list[str]:

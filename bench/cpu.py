@@ -30,9 +30,8 @@ def _stat(pid: int) -> tuple[float, float, int]:
 
 
 def _postgres_seconds(pid: int, database: str) -> float:
-    """CPU seconds of a PostgreSQL process that works for the bench: the postmaster (with the
-    backends it reaped), its helpers, and the bench database's backends, whose titles read
-    "postgres: 15/main: USER DATABASE HOST(PORT) STATE"; not other databases' backends."""
+    """The postmaster's CPU seconds (with its reaped backends'), its helpers', and those of the bench
+    database's backends ("postgres: 15/main: USER DATABASE HOST(PORT) STATE"), not other databases'."""
     try:
         comm = Path(f"/proc/{pid}/comm").read_text().strip()
         title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,8 +37,3 @@ def fresh_database(app_url: str) -> BenchDatabase:
         connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     where = f"PostgreSQL {parts.hostname}:{parts.port or 5432}/{name}"
     return BenchDatabase(urlunsplit(parts._replace(path=f"/{name}")), where, name)
-
-
-def migrate(env: dict[str, str]) -> None:
-    command = [sys.executable, "manage.py", "migrate", "--no-input", "-v0"]
-    subprocess.run(command, cwd=BASE_DIR, env={**os.environ, **env}, check=True)

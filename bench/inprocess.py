@@ -16,12 +16,17 @@ FORM = "application/x-www-form-urlencoded"
 
 
 def setup(env: dict[str, str]) -> None:
-    """Configure Django as the server is configured (same database, secret key and token)."""
+    """Configure Django as the server is configured (same database, secret key and token); migrate."""
     os.environ.update(env)
     os.environ["ALLOWED_HOSTS"] = f"{env['ALLOWED_HOSTS']},testserver"  # Django's test client
     # Static files are not collected for the benchmark, and not needed: no page is rendered.
     warnings.filterwarnings("ignore", message="No directory at")
     django.setup()
+    from django.core.management import call_command
+    from django.db import connections
+
+    call_command("migrate", interactive=False, verbosity=0)
+    connections.close_all()
 
 
 def statements_per_text(pair: Pair, cookie: str, token: str) -> tuple[list[str], list[int]]:

@@ -10,8 +10,7 @@ from pathlib import Path
 SCRIPT = Path(__file__).with_name("wrk.lua")
 # Twilio gives up after 15 s; wrk's default of 2 s would hide slow replies as errors.
 TIMEOUT = "15s"
-_SCALARS = {"requests": int, "seconds": float, "p50_ms": float, "p99_ms": float, "max_ms": float}
-_SCALARS |= {"unmapped": int, "exhausted": int}
+_SCALARS = ("requests", "seconds", "p50_ms", "p99_ms", "max_ms", "unmapped", "exhausted")
 
 
 @dataclasses.dataclass
@@ -71,7 +70,7 @@ def parse(output: str) -> WrkResult:
     for line in output.splitlines():
         kind, *values = line.split()[1:] if line.startswith("BENCH ") else [""]
         if kind in _SCALARS:
-            setattr(result, kind, _SCALARS[kind](values[0]))
+            setattr(result, kind, type(getattr(result, kind))(values[0]))  # int or float
         elif kind == "error":
             result.errors[values[0]] += int(values[1])
         elif kind == "status":

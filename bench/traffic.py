@@ -98,11 +98,9 @@ def send_text(url: str, signer: Signer, pair: Pair, cookie_name: str) -> tuple[i
 def write_requests(
     file: Path, path: str, signer: Signer, pairs: list[Pair], cookies: dict[int, str], count: int
 ) -> None:
-    """Write `count` requests to `path` for wrk, from pairs picked at random, each with a fresh MessageSid.
-
-    Line format (tab-separated): pair index, path, X-Twilio-Signature, Cookie header, form body.
-    Pairs are picked at random, as texts arrive: a pair may have two texts in flight.
-    """
+    """Write `count` requests to `path` for wrk, each with a fresh MessageSid, from pairs picked at
+    random as texts arrive (a pair may have two in flight): one line per request, tab-separated:
+    pair index, path, X-Twilio-Signature, Cookie header, form body."""
     rng = random.Random(count)  # Reproducible order; the sids are fresh anyway.
     with file.open("w") as out:
         for _ in range(count):

@@ -42,7 +42,11 @@ function init(args)
    next_entry = 1
    -- wrk calls request() once on the first thread before the run, to check it; not sent.
    checked = id ~= 0
-   sent, ok, statuses, counts = {}, {}, {}, { unmapped = 0, exhausted = 0 }
+   sent, ok, counts = {}, {}, {}
+end
+
+local function bump(counter, key)
+   counter[key] = (counter[key] or 0) + 1
 end
 
 function request()
@@ -52,7 +56,7 @@ function request()
    end
    if next_entry > #entries then
       if not wrap then
-         counts.exhausted = counts.exhausted + 1
+         bump(counts, "exhausted")
          wrk.thread:stop()
          return fallback
       end
@@ -60,51 +64,45 @@ function request()
    end
    local entry = entries[next_entry]
    next_entry = next_entry + 1
-   sent[entry.pair] = (sent[entry.pair] or 0) + 1
+   bump(sent, entry.pair)
    return entry.request
 end
 
 function response(status, headers, body)
-   statuses[status] = (statuses[status] or 0) + 1
+   bump(counts, "status " .. status)
    if status == 200 and not wrap then
       -- A reply does not say which request it answers; the pair's session cookie does.
       local cookie = headers["Set-Cookie"] or headers["set-cookie"] or ""
       local pair = pair_of_cookie[cookie:match("^[^;]*")]
       if pair then
-         ok[pair] = (ok[pair] or 0) + 1
+         bump(ok, pair)
       else
-         counts.unmapped = counts.unmapped + 1
+         bump(counts, "unmapped")
       end
-   end
-end
-
-local function add(into, from)
-   for key, value in pairs(from) do
-      into[key] = (into[key] or 0) + value
    end
 end
 
 function done(summary, latency, requests)
-   local all = { sent = {}, ok = {}, statuses = {}, counts = {} }
+   local all = { sent = {}, ok = {}, counts = {} }
    for _, thread in ipairs(threads) do
       for name, into in pairs(all) do
-         add(into, thread:get(name))
+         for key, value in pairs(thread:get(name)) do
+            into[key] = (into[key] or 0) + value
+         end
       end
    end
-   local out = io.stdout
-   out:write(string.format("BENCH requests %d\nBENCH seconds %f\n", summary.requests, summary.duration / 1e6))
-   out:write(string.format("BENCH p50_ms %f\nBENCH p99_ms %f\n", latency:percentile(50) / 1e3, latency:percentile(99) / 1e3))
-   out:write(string.format("BENCH max_ms %f\n", latency.max / 1e3))
-   for _, kind in ipairs({ "connect", "read", "write", "timeout" }) do
-      out:write(string.format("BENCH error %s %d\n", kind, summary.errors[kind]))
+   for kind, count in pairs(summary.errors) do
+      if kind ~= "status" then -- replies other than 2xx and 3xx, already counted by status
+         all.counts["error " .. kind] = count
+      end
    end
-   for status, count in pairs(all.statuses) do
-      out:write(string.format("BENCH status %d %d\n", status, count))
+   local p50, p99, max = latency:percentile(50) / 1e3, latency:percentile(99) / 1e3, latency.max / 1e3
+   io.write(string.format("BENCH requests %d\nBENCH seconds %f\n", summary.requests, summary.duration / 1e6))
+   io.write(string.format("BENCH p50_ms %f\nBENCH p99_ms %f\nBENCH max_ms %f\n", p50, p99, max))
+   for name, count in pairs(all.counts) do
+      io.write(string.format("BENCH %s %d\n", name, count))
    end
    for pair, count in pairs(all.sent) do
-      out:write(string.format("BENCH pair %d %d %d\n", pair, count, all.ok[pair] or 0))
-   end
-   for name, count in pairs(all.counts) do
-      out:write(string.format("BENCH %s %d\n", name, count))
+      io.write(string.format("BENCH pair %d %d %d\n", pair, count, all.ok[pair] or 0))
    end
 end
