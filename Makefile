@@ -38,7 +38,10 @@ serve: $(VENV)/.runtime .env
 	$(BIN)/python manage.py collectstatic --no-input -v0
 	$(BIN)/gunicorn -c gunicorn.conf.py
 
+# The webhook under load beside a no-op view and Twilio's Flask tutorial app (docs/benchmarks.md).
+# wrk is a Debian package: installed here when missing and we may (root), else the bench says so.
 bench: $(VENV)/.dev .env
+	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 $(DJANGO_TESTS): | $(BIN)/python

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
 
-from bench.progress import countdown
-
 SCRIPT = Path(__file__).with_name("wrk.lua")
 # Twilio gives up after 15 s; wrk's default of 2 s would hide slow replies as errors.
 TIMEOUT = "15s"
-
-
-@dataclasses.dataclass(frozen=True)
-class Load:
-    """How hard to push: the same for the no-op view and the webhook."""
-
-    threads: int
-    connections: int
+_SCALARS = ("requests", "seconds", "p50_ms", "p99_ms", "max_ms", "unmapped", "exhausted")
 
 
 @dataclasses.dataclass
@@ -36,7 +26,7 @@ class WrkResult:
     ok: Counter[int] = dataclasses.field(default_factory=Counter)  # 200s per pair index
     unmapped: int = 0  # 200s whose cookie names no pair
     exhausted: int = 0  # requests wanted after the file ran out
-    others: float = 0.0  # cores other processes used meanwhile (see bench/cpu.py)
+    others: float = 0.0  # cores other processes used meanwhile (bench/cpu.py)
 
     @property
     def rate(self) -> float:
@@ -47,49 +37,29 @@ class WrkResult:
         """Replies other than 200, and requests that got no reply because of an error."""
         return sum(n for status, n in self.statuses.items() if status != 200) + sum(self.errors.values())
 
-    @property
-    def in_flight(self) -> int:
-        """Requests sent but unanswered when wrk stopped (the server may still have counted them)."""
-        return max(sum(self.sent.values()) - self.requests, 0)
-
-
-@dataclasses.dataclass(frozen=True)
-class ViewRun:
-    warmup: WrkResult  # discarded, but its errors still make the run invalid
-    measured: WrkResult
-
-
-def find_wrk() -> str | None:
-    return shutil.which("wrk")
+    def problems(self, where: str) -> list[str]:
+        """What makes the run invalid."""
+        reasons = []
+        if self.not_ok:
+            statuses = {status: n for status, n in self.statuses.items() if status != 200}
+            errors = {kind: n for kind, n in self.errors.items() if n}
+            reasons.append(f"{where}: {self.not_ok} requests not answered 200 {statuses or ''}{errors or ''}")
+        if self.exhausted:
+            reasons.append(f"{where}: the request file ran out")
+        if self.unmapped:
+            reasons.append(f"{where}: {self.unmapped} replies set no known pair's cookie")
+        return reasons
 
 
 def run_wrk(
-    wrk: str,
-    base_url: str,
-    requests_file: Path,
-    load: Load,
-    seconds: int,
-    *,
-    path: str | None,
-    wrap: bool,
-    label: str,
+    wrk: str, base_url: str, file: Path, threads: int, connections: int, seconds: int, *, wrap: bool
 ) -> WrkResult:
+    """wrk -tTHREADS -cCONNECTIONS for `seconds`, sending the lines of `file` (reused if `wrap`)."""
     command = [
-        wrk,
-        f"-t{load.threads}",
-        f"-c{load.connections}",
-        f"-d{seconds}s",
-        f"--timeout={TIMEOUT}",
-        f"-s{SCRIPT}",
-        base_url,
-        "--",
-        str(requests_file),
-        str(load.threads),
-        path or "-",
-        "wrap" if wrap else "once",
+        *(wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", f"--timeout={TIMEOUT}", f"-s{SCRIPT}"),
+        *(base_url, "--", str(file), str(threads), "wrap" if wrap else "once"),
     ]
-    with countdown(label, seconds):
-        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0 or "BENCH requests" not in completed.stdout:
         raise RuntimeError(f"wrk failed ({completed.returncode}):\n{completed.stdout}\n{completed.stderr}")
     return parse(completed.stdout)
@@ -98,29 +68,15 @@ def run_wrk(
 def parse(output: str) -> WrkResult:
     result = WrkResult()
     for line in output.splitlines():
-        if not line.startswith("BENCH "):
-            continue
-        kind, *values = line.split()[1:]
-        match kind, values:
-            case "requests", [n]:
-                result.requests = int(n)
-            case "duration_us", [n]:
-                result.seconds = int(n) / 1e6
-            case "p50_us", [n]:
-                result.p50_ms = int(n) / 1e3
-            case "p99_us", [n]:
-                result.p99_ms = int(n) / 1e3
-            case "max_us", [n]:
-                result.max_ms = int(n) / 1e3
-            case "error", [name, n]:
-                result.errors[name] += int(n)
-            case "status", [status, n]:
-                result.statuses[int(status)] += int(n)
-            case "pair", [pair, sent, ok]:
-                result.sent[int(pair)] += int(sent)
-                result.ok[int(pair)] += int(ok)
-            case "unmapped", [n]:
-                result.unmapped = int(n)
-            case "exhausted", [n]:
-                result.exhausted = int(n)
+        kind, *values = line.split()[1:] if line.startswith("BENCH ") else [""]
+        if kind in _SCALARS:
+            setattr(result, kind, type(getattr(result, kind))(values[0]))  # int or float
+        elif kind == "error":
+            result.errors[values[0]] += int(values[1])
+        elif kind == "status":
+            result.statuses[int(values[0])] += int(values[1])
+        elif kind == "pair":
+            pair, sent, ok = map(int, values)
+            result.sent[pair] += sent
+            result.ok[pair] += ok
     return result

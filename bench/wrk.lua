@@ -1,12 +1,8 @@
--- wrk script for `make bench`: sends the requests bench/traffic.py precomputed (Lua cannot
--- compute Twilio's HMAC signatures), one per line, and counts the replies per pair.
---
--- Line format (tab-separated): pair index, path, X-Twilio-Signature, sessionid, form body.
--- Arguments after `--`: file, thread count, path override ("-" for none), and
---   "once": each line is sent at most once (the webhook: a repeated MessageSid is a retry,
---           answered differently); a thread that runs out stops and reports it;
---   "wrap": lines are reused (the no-op view, which reads nothing).
--- done() prints "BENCH ..." lines that bench/load.py parses.
+-- wrk script for `make bench`: sends the requests bench/traffic.py wrote (Lua cannot compute
+-- Twilio's HMAC signatures), one per line: pair index, path, X-Twilio-Signature, Cookie header,
+-- form body, tab-separated. Arguments after `--`: the file, wrk's thread count, and "once" (the
+-- webhook: a line is sent at most once, as a repeated MessageSid is a retry; a thread that runs
+-- out stops and says so) or "wrap" (lines reused). done() prints what bench/load.py parses.
 
 local threads = {}
 
@@ -15,20 +11,16 @@ function setup(thread)
    table.insert(threads, thread)
 end
 
-local function parse(line)
-   local pair, path, signature, cookie, body = line:match("^(%d+)\t([^\t]+)\t([^\t]+)\t([^\t]*)\t(.*)$")
-   return tonumber(pair), path, signature, cookie, body
-end
-
 function init(args)
-   local file, nthreads, override = args[1], tonumber(args[2]), args[3]
-   wrap = args[4] == "wrap"
+   local file, nthreads = args[1], tonumber(args[2])
+   wrap = args[3] == "wrap"
    entries, pair_of_cookie = {}, {}
    local n = 0
    for line in io.lines(file) do
       -- Each thread takes every nthreads-th line, so no two threads send the same one.
       if n % nthreads == id then
-         local pair, path, signature, cookie, body = parse(line)
+         local pair, path, signature, cookie, body = line:match("^(%d+)\t([^\t]+)\t([^\t]+)\t([^\t]*)\t(.*)$")
+         pair = tonumber(pair)
          local headers = {
             ["Content-Type"] = "application/x-www-form-urlencoded",
             ["X-Twilio-Signature"] = signature,
@@ -37,24 +29,24 @@ function init(args)
             ["X-Forwarded-Proto"] = "https",
          }
          if cookie ~= "" then
-            headers["Cookie"] = "sessionid=" .. cookie
+            headers["Cookie"] = cookie
             pair_of_cookie[cookie] = pair
          end
-         if override ~= "-" then
-            path = override
-         end
-         -- Formatted once here rather than per request: wrk shares the 2 cores with the server.
+         -- Formatted once here rather than per request: wrk shares the cores with the server.
          entries[#entries + 1] = { pair = pair, request = wrk.format("POST", path, headers, body) }
       end
       n = n + 1
    end
-   -- Sent when the lines run out: a no-op request, so that no MessageSid is ever repeated.
-   fallback = wrk.format("POST", "/noop/", { ["X-Forwarded-Proto"] = "https" }, "")
+   -- Sent when the lines run out, so that no MessageSid is ever repeated.
+   fallback = wrk.format("GET", "/healthz")
    next_entry = 1
    -- wrk calls request() once on the first thread before the run, to check it; not sent.
    checked = id ~= 0
-   sent, ok, statuses = {}, {}, {}
-   unmapped, exhausted = 0, 0
+   sent, ok, counts = {}, {}, {}
+end
+
+local function bump(counter, key)
+   counter[key] = (counter[key] or 0) + 1
 end
 
 function request()
@@ -64,7 +56,7 @@ function request()
    end
    if next_entry > #entries then
       if not wrap then
-         exhausted = exhausted + 1
+         bump(counts, "exhausted")
          wrk.thread:stop()
          return fallback
       end
@@ -72,56 +64,45 @@ function request()
    end
    local entry = entries[next_entry]
    next_entry = next_entry + 1
-   sent[entry.pair] = (sent[entry.pair] or 0) + 1
+   bump(sent, entry.pair)
    return entry.request
 end
 
 function response(status, headers, body)
-   statuses[status] = (statuses[status] or 0) + 1
+   bump(counts, "status " .. status)
    if status == 200 and not wrap then
-      -- Responses do not say which request they answer; the pair's session cookie does.
-      local cookie = headers["Set-Cookie"] or headers["set-cookie"]
-      local key = cookie and cookie:match("sessionid=([^;]+)")
-      local pair = key and pair_of_cookie[key]
+      -- A reply does not say which request it answers; the pair's session cookie does.
+      local cookie = headers["Set-Cookie"] or headers["set-cookie"] or ""
+      local pair = pair_of_cookie[cookie:match("^[^;]*")]
       if pair then
-         ok[pair] = (ok[pair] or 0) + 1
+         bump(ok, pair)
       else
-         unmapped = unmapped + 1
+         bump(counts, "unmapped")
       end
    end
 end
 
-local function add(into, from)
-   for key, value in pairs(from) do
-      into[key] = (into[key] or 0) + value
-   end
-end
-
 function done(summary, latency, requests)
-   local all_sent, all_ok, all_statuses = {}, {}, {}
-   local all_unmapped, all_exhausted = 0, 0
+   local all = { sent = {}, ok = {}, counts = {} }
    for _, thread in ipairs(threads) do
-      add(all_sent, thread:get("sent"))
-      add(all_ok, thread:get("ok"))
-      add(all_statuses, thread:get("statuses"))
-      all_unmapped = all_unmapped + thread:get("unmapped")
-      all_exhausted = all_exhausted + thread:get("exhausted")
+      for name, into in pairs(all) do
+         for key, value in pairs(thread:get(name)) do
+            into[key] = (into[key] or 0) + value
+         end
+      end
    end
-   local out = io.stdout
-   out:write(string.format("BENCH requests %d\n", summary.requests))
-   out:write(string.format("BENCH duration_us %d\n", summary.duration))
-   out:write(string.format("BENCH p50_us %d\n", latency:percentile(50)))
-   out:write(string.format("BENCH p99_us %d\n", latency:percentile(99)))
-   out:write(string.format("BENCH max_us %d\n", latency.max))
-   for _, kind in ipairs({ "connect", "read", "write", "timeout" }) do
-      out:write(string.format("BENCH error %s %d\n", kind, summary.errors[kind]))
+   for kind, count in pairs(summary.errors) do
+      if kind ~= "status" then -- replies other than 2xx and 3xx, already counted by status
+         all.counts["error " .. kind] = count
+      end
    end
-   for status, count in pairs(all_statuses) do
-      out:write(string.format("BENCH status %d %d\n", status, count))
+   local p50, p99, max = latency:percentile(50) / 1e3, latency:percentile(99) / 1e3, latency.max / 1e3
+   io.write(string.format("BENCH requests %d\nBENCH seconds %f\n", summary.requests, summary.duration / 1e6))
+   io.write(string.format("BENCH p50_ms %f\nBENCH p99_ms %f\nBENCH max_ms %f\n", p50, p99, max))
+   for name, count in pairs(all.counts) do
+      io.write(string.format("BENCH %s %d\n", name, count))
    end
-   for pair, count in pairs(all_sent) do
-      out:write(string.format("BENCH pair %d %d %d\n", pair, count, all_ok[pair] or 0))
+   for pair, count in pairs(all.sent) do
+      io.write(string.format("BENCH pair %d %d %d\n", pair, count, all.ok[pair] or 0))
    end
-   out:write(string.format("BENCH unmapped %d\n", all_unmapped))
-   out:write(string.format("BENCH exhausted %d\n", all_exhausted))
 end

@@ -1,4 +1,8 @@
-"""Running the app under gunicorn, as production does, against the test database."""
+"""Running the app under gunicorn with the production config: the tests' live server and `make bench`'s.
+
+`serve()` starts gunicorn on a free port with exactly the environment it is given; `gunicorn()`
+is the tests' server on top of it, against the test database with the test settings.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
 from urllib.parse import quote
 from urllib.request import urlopen
 
@@ -40,22 +43,56 @@ def free_port() -> int:
 
 
 class LiveServer(str):
-    """The base URL of a running gunicorn, with a handle on its master process."""
+    """The base URL of a running gunicorn, with a handle on its master process and its log."""
 
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
+    log_path: Path
 
     def reload_workers(self) -> None:
         """Replace every worker, as a deploy does: new processes, new database connections."""
         self.process.send_signal(signal.SIGHUP)
 
+    def log(self) -> str:
+        """What gunicorn and the app wrote to stdout and stderr so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+def gunicorn_command(workers: int, *args: str) -> list[str]:
+    """`gunicorn -c gunicorn.conf.py -w WORKERS ARGS...`; an app among `args` replaces the config's."""
+    return [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-w", str(workers), *args]
+
+
+@contextmanager
+def serve(
+    env: Mapping[str, str], workers: int = 2, args: Sequence[str] = (), ready_path: str = "/healthz"
+) -> Iterator[LiveServer]:
+    """Serve with the production gunicorn config on a free port until the block ends; yield its URL.
+
+    `env` is the server's whole environment, read by no .env file. The server is up once
+    `ready_path` answers 200.
+    """
+    port = free_port()
+    command = gunicorn_command(workers, "-b", f"127.0.0.1:{port}", *args)
+    with tempfile.TemporaryDirectory(prefix="gunicorn-") as logs:
+        server = LiveServer(f"http://127.0.0.1:{port}")
+        server.log_path = Path(logs) / "gunicorn.log"
+        with server.log_path.open("w") as log:
+            server.process = subprocess.Popen(
+                command, cwd=BASE_DIR, env={**env, "ENV_FILE": ""}, stdout=log, stderr=log
+            )
+        try:
+            _wait_until_up(server, ready_path)
+            yield server
+        finally:
+            server.process.terminate()
+            server.process.wait(timeout=15)
+
 
 @contextmanager
 def gunicorn(workers: int = 2, **env: str) -> Iterator[LiveServer]:
-    """Serve the app with the production gunicorn config; yield its base URL."""
-    port = free_port()
+    """Serve the app on the test database, as production does, with the tests' secret key and token."""
     server_env = {
         **os.environ,
-        "ENV_FILE": "",  # Never the developer's .env.
         "DATABASE_URL": live_database_url(),
         "DEBUG": "False",
         "SECRET_KEY": settings.SECRET_KEY,  # So the tests can read the sessions it signs.
@@ -66,39 +103,19 @@ def gunicorn(workers: int = 2, **env: str) -> Iterator[LiveServer]:
         "SESSION_COOKIE_SECURE": "False",
         **env,
     }
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        "gunicorn.conf.py",
-        "-w",
-        str(workers),
-        "-b",
-        f"127.0.0.1:{port}",
-    ]
-    with tempfile.TemporaryFile("w+") as log:
-        process = subprocess.Popen(command, cwd=BASE_DIR, env=server_env, stdout=log, stderr=log, text=True)
-        base_url = LiveServer(f"http://127.0.0.1:{port}")
-        base_url.process = process
-        try:
-            _wait_until_up(base_url, process, log)
-            yield base_url
-        finally:
-            process.terminate()
-            process.wait(timeout=15)
+    with serve(server_env, workers) as server:
+        yield server
 
 
-def _wait_until_up(base_url: str, process: subprocess.Popen[str], log: IO[str]) -> None:
+def _wait_until_up(server: LiveServer, ready_path: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.seek(0)
-            raise RuntimeError(f"gunicorn exited:\n{log.read()}")
+        if server.process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{server.log()}")
         try:
-            with urlopen(f"{base_url}/healthz", timeout=1) as response:
+            with urlopen(f"{server}{ready_path}", timeout=1) as response:
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(0.1)
-    raise RuntimeError("gunicorn did not come up within 30 seconds")
+    raise RuntimeError(f"gunicorn did not come up within 30 seconds:\n{server.log()}")
