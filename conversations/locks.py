@@ -22,8 +22,6 @@ from contextlib import contextmanager
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-# flock() locks belong to an open file, so each thread needs its own to exclude the others.
-_files = threading.local()
 # Waits are tightened only when less than this is left of the connection's own timeout: a
 # fresh text runs no extra statement.
 SLACK = 0.05
@@ -33,11 +31,28 @@ class DeadlinePassed(Exception):
     """The text could not be committed before its deadline; nothing of it was."""
 
 
-def _lock_file(path: str) -> int:
-    files: dict[str, object] = _files.__dict__.setdefault("by_path", {})
-    if path not in files:
-        files[path] = open(path, "a+b")  # noqa: SIM115  (kept open for the thread's life)
-    return files[path].fileno()  # type: ignore[attr-defined]
+class _ProcessWriterLock:
+    """A database's writer lock as this process takes it.
+
+    Threads queue on a lock of the process's own, which wakes the next one at once and costs
+    nothing while they wait; only the thread in front tries the file lock that the processes
+    hold in turn, so at most one thread per process polls it.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.threads = threading.Lock()
+        self.file = open(path, "a+b")  # noqa: SIM115  (kept open for the process's life)
+
+
+_by_path: dict[str, _ProcessWriterLock] = {}
+_by_path_guard = threading.Lock()
+
+
+def _process_lock(path: str) -> _ProcessWriterLock:
+    with _by_path_guard:
+        if path not in _by_path:
+            _by_path[path] = _ProcessWriterLock(path)
+        return _by_path[path]
 
 
 def _flock(fd: int, deadline: float | None) -> None:
@@ -54,19 +69,20 @@ def _flock(fd: int, deadline: float | None) -> None:
             if left <= 0:
                 raise DeadlinePassed("the database's writer lock was held past the deadline") from None
             time.sleep(min(pause, left))
-            pause = min(pause * 2, 0.002)
+            pause = min(pause * 2, 0.001)
 
 
 class HeldLock:
     """The writer lock, held until released, at most once."""
 
-    def __init__(self, fd: int | None) -> None:
-        self.fd = fd
+    def __init__(self, lock: _ProcessWriterLock | None) -> None:
+        self.lock = lock
 
     def release(self) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            self.fd = None
+        if self.lock is not None:
+            lock, self.lock = self.lock, None
+            fcntl.flock(lock.file.fileno(), fcntl.LOCK_UN)
+            lock.threads.release()
 
 
 @contextmanager
@@ -76,9 +92,16 @@ def writer_lock(using: str = "default", deadline: float | None = None) -> Iterat
     if connection.vendor != "sqlite" or connection.is_in_memory_db():  # type: ignore[attr-defined]
         yield HeldLock(None)
         return
-    fd = _lock_file(f"{connection.settings_dict['NAME']}.lock")
-    _flock(fd, deadline)
-    held = HeldLock(fd)
+    lock = _process_lock(f"{connection.settings_dict['NAME']}.lock")
+    wait = -1.0 if deadline is None else max(deadline - time.monotonic(), 0.0)
+    if not lock.threads.acquire(timeout=wait):
+        raise DeadlinePassed("the database's writer lock was held past the deadline")
+    try:
+        _flock(lock.file.fileno(), deadline)
+    except BaseException:
+        lock.threads.release()
+        raise
+    held = HeldLock(lock)
     try:
         yield held
     finally:
