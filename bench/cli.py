@@ -182,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     env = server_env(db.url)
     inprocess.setup(env)
     step(f"fresh database, migrated: {db.description}")
-    extra = shlex.split(args.gunicorn)
+    # No worker recycling: in a run this short, a recycled worker's start-up (Django and the
+    # app imported anew) lands on whichever view is being measured then, not on all alike.
+    extra = ["--max-requests", "0", *shlex.split(args.gunicorn)]
     config = gunicorn_config(env, args.workers, extra)
     bench = Bench(args, wrk, db.postgres_name, make_pairs(args.pairs))
     rows, notes, config["worker_class"] = run_apps(bench, env, extra, py_spy)
