@@ -9,6 +9,7 @@ from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Exists, OuterRef, Subquery, Value
+from django.utils import timezone
 from phonenumber_field.modelfields import PhoneNumberField
 
 from conversations.phone import number_of
@@ -73,6 +74,23 @@ class ConversationQuerySet(models.QuerySet):
         """Annotate whether a text with this MessageSid has been recorded already."""
         seen = Exists(Message.objects.filter(sid=sid)) if sid else Value(False)
         return self.annotate(message_seen=seen)
+
+    def bot_paused(self) -> ConversationQuerySet:
+        """Conversations staff have taken over: the bot answers none of their texts for now."""
+        return self.filter(bot_paused_until__gt=timezone.now())
+
+    def needs_reply(self) -> ConversationQuerySet:
+        """Taken over by staff, and the customer texted last: someone owes them an answer."""
+        # A staff text that never went out answers nobody.
+        answers = Message.objects.exclude(
+            direction=Message.Direction.OUTBOUND, status__in=("failed", "undelivered")
+        )
+        latest = answers.filter(conversation=OuterRef("pk")).order_by("-created_at", "-pk")
+        return (
+            self.bot_paused()
+            .alias(latest_direction=Subquery(latest.values("direction")[:1]))
+            .filter(latest_direction=Message.Direction.INBOUND)
+        )
 
 
 class Conversation(models.Model):

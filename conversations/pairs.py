@@ -14,6 +14,8 @@ happens here, for the webhook, the admin, the commands and outbound sending alik
 - A repeated MessageSid gets the first reply back, and nothing is counted or recorded again.
 - The answer is computed inside the transaction, with the locked session, and is returned
   only once the text and the new state are committed.
+- A text staff send hands the conversation to them for HANDOFF_PAUSE: its texts meanwhile
+  are counted and kept, the handler keeps its state, but the bot's reply is not sent.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TypeVar
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -111,11 +114,16 @@ def _receive_locked(text: InboundText, answer: Answer) -> Turn:
     conversation.window_count += 1
     conversation.lifetime_count += 1
     reply = answer(conversation, store)
+    outcome = "counted"
+    if conversation.bot_paused_until is not None and conversation.bot_paused_until > now:
+        # Staff have the conversation: the handler's state moves on with the count, so the
+        # bot picks up where the pair is when it resumes, but its words are not sent.
+        reply, outcome = None, "paused"
     store.save()
     conversation.session_id = store.session_key
     pair_sql.update_conversation(conversation)
     _record(conversation, text, reply, now)
-    return Turn("counted", reply=reply, session_key=store.session_key)
+    return Turn(outcome, reply=reply, session_key=store.session_key)
 
 
 def _lock_pair(sender: str, recipient: str, *, sid: str | None = None, now: datetime) -> LockedPair:
@@ -200,7 +208,8 @@ def outbound_record(
     sent_by: User | None = None,
 ) -> Message:
     """Record a text the app sent. One that Twilio accepted opens or refreshes the pair's
-    window, so that the reply, which comes without a cookie, continues the conversation."""
+    window, so that the reply, which comes without a cookie, continues the conversation;
+    one that staff sent (sent_by) also pauses the bot there for HANDOFF_PAUSE."""
 
     def work() -> Message:
         now = timezone.now()
@@ -212,6 +221,9 @@ def outbound_record(
             conversation.session_id = store.session_key
             conversation.last_activity = now
             pair_sql.update_conversation(conversation)
+            if sent_by is not None and settings.HANDOFF_PAUSE > 0:
+                paused_until = now + timedelta(seconds=settings.HANDOFF_PAUSE)
+                Conversation.objects.filter(pk=conversation.pk).update(bot_paused_until=paused_until)
         return Message.objects.create(
             conversation=conversation,
             direction=Message.Direction.OUTBOUND,
@@ -235,3 +247,8 @@ def conversation_end(conversation: Conversation) -> None:
         Conversation.objects.filter(pk=locked.pk).update(session=None, window_count=0)
 
     in_pair_transaction(work)
+
+
+def bot_resume(conversation: Conversation) -> None:
+    """End staff's hold on the conversation: the bot answers its next text again."""
+    in_pair_transaction(lambda: Conversation.objects.filter(pk=conversation.pk).update(bot_paused_until=None))

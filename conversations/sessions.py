@@ -230,3 +230,10 @@ class PairSessionStore(SessionStore):
             key = self.cache_key_prefix + session_key
             drop = partial(self._try_cache, "deleting from", key, partial(self._cache.delete, key), None)
             transaction.on_commit(drop)
+
+    def drop_cached_copy(self) -> None:
+        """Once committed, drop the cache's copy: the next read takes the database's."""
+        if self.session_key and uses_cache():
+            key = self.cache_key
+            drop = partial(self._try_cache, "deleting from", key, partial(self._cache.delete, key), None)
+            transaction.on_commit(drop)

@@ -208,6 +208,8 @@ PHONENUMBER_DEFAULT_REGION = PHONE_DEFAULT_REGION
 CONVERSATION_TIMEOUT = min(env.int("CONVERSATION_TIMEOUT", default=14400), 14400)
 # The largest CSV of callers the admin imports (bytes); a bigger file is refused unread.
 CALLER_IMPORT_MAX_BYTES = env.int("CALLER_IMPORT_MAX_BYTES", default=2 * 1024 * 1024)
+# Seconds the bot stays quiet in a conversation after staff text in it (0: it never pauses).
+HANDOFF_PAUSE = env.int("HANDOFF_PAUSE", default=1800)
 
 # Logging: everything to stderr (one line per webhook at INFO, tracebacks of unhandled
 # errors), plain or JSON (LOG_FORMAT=json); see conversations/logs.py.

@@ -72,6 +72,8 @@ def receive(params: dict[str, str], handler: Callable[[object], str | None]) -> 
             sms=types.SimpleNamespace(sender=sender, recipient=recipient, body=body, sid=sid),
         )
         reply = handler(request)
+        if conversation.bot_paused_until and conversation.bot_paused_until > now:
+            reply = None  # Staff have the conversation: counted, state kept, nothing sent.
         store.save()
         conversation.session_id = store.session_key
         conversation.save()

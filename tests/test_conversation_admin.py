@@ -167,7 +167,7 @@ class ConversationAdminTestCase(TwilioTestCase):
                 response = self.client.get(CHANGELIST, {"q": query})
                 self.assertEqual([c.sender for c in response.context["cl"].result_list], [SENDER])
 
-    @override_settings(SMS_BACKEND="console")
+    @override_settings(SMS_BACKEND="console", HANDOFF_PAUSE=0)  # The bot answers the reply.
     def test_it_sends_a_text_from_the_page_and_records_who_sent_it(self) -> None:
         response = self.client.post(f"{CHANGELIST}{self.conversation.pk}/send/", {"body": "We're open!"})
 
@@ -262,7 +262,7 @@ class ConversationAdminTestCase(TwilioTestCase):
         self.assertEqual(self.client.get(f"{CHANGELIST}add/").status_code, 403)
         self.assertEqual(self.client.post(f"{CHANGELIST}{self.conversation.pk}/delete/").status_code, 403)
 
-    @override_settings(SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32)
+    @override_settings(SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32, HANDOFF_PAUSE=0)
     def test_it_sends_a_text_that_continues_the_conversation(self) -> None:
         api = FakeTwilioApi()
         api.accepts(sid="SM" + "e" * 32)

@@ -44,7 +44,12 @@ TEXTS: list[tuple[int, str, str, int, dict[str, str], bool]] = [
     (5 * 60 + 7, f"whatsapp:{SENDER}", "Hola", 12, {}, True),  # A channel address of a Caller.
     (5 * 60 + 8, "ACME", "Sender ID", 13, {}, True),  # An alphanumeric sender.
     (5 * 60 + 9, "ACME", "Again", 14, {}, False),
+    (5 * 60 + 10, f"whatsapp:{SENDER}", "Anyone?", 15, {}, True),  # Staff have it: counted, unanswered.
+    (5 * 60 + 50, f"whatsapp:{SENDER}", "Hello?", 16, {}, True),  # The pause is over.
 ]
+# Staff texted the pair just before the text with this MessageSid number: the bot pauses
+# for so many minutes.
+HANDED_TO_STAFF = {15: 30}
 
 
 class RawSqlMatchesOrmTestCase(TwilioTestCase):
@@ -65,6 +70,9 @@ class RawSqlMatchesOrmTestCase(TwilioTestCase):
         replies = []
         for minutes, sender, body, sid, extra, with_cookie in TEXTS:
             params = {"From": sender, "To": RECIPIENT, "Body": body, "MessageSid": f"SM{sid:032x}", **extra}
+            if sid in HANDED_TO_STAFF:
+                until = start + timedelta(minutes=minutes + HANDED_TO_STAFF[sid])
+                Conversation.objects.filter(sender=sender).update(bot_paused_until=until)
             with mock.patch("django.utils.timezone.now", return_value=start + timedelta(minutes=minutes)):
                 replies.append(send(params, with_cookie))  # type: ignore[operator]
         return {"replies": replies, "conversations": self.conversations(), "messages": self.messages()}

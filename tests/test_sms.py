@@ -294,6 +294,16 @@ class SmsQueryBudgetTestCase(TwilioTestCase):
 
         self.assertEqual(reply_of(response), "Rey has messaged +15005550006 2 times.")
 
+    def test_it_runs_as_many_statements_while_staff_have_the_conversation(self) -> None:
+        self.twilio.text(sid=sid_of(1))
+        Conversation.objects.update(bot_paused_until=timezone.now() + timedelta(minutes=30))
+
+        with self.assertNumQueries(6):
+            response = self.twilio.text(sid=sid_of(2))
+
+        self.assertIsNone(reply_of(response))
+        self.assertEqual(Conversation.objects.get().window_count, 2)
+
     @override_settings(TWILIO_REQUIRE_SIGNATURE=False)  # Else a text without MessageSid gets 400.
     def test_it_runs_as_many_statements_without_a_cookie_or_sid(self) -> None:
         self.twilio.text(sid="")

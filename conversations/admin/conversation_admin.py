@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import cast
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
@@ -15,9 +16,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from conversations.admin.sending import SendTextForm, send_texts, text_send
-from conversations.models import Caller, Conversation, search_key
+from conversations.models import Caller, Conversation, ConversationQuerySet, search_key
 from conversations.outbound import SendError
-from conversations.pairs import conversation_end
+from conversations.pairs import bot_resume, conversation_end
 from conversations.phone import number_search
 
 # Texts per page of a conversation's thread: 2,000 texts on one page made it 3.5 MB.
@@ -37,6 +38,22 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class HandoffFilter(admin.SimpleListFilter):
+    title = "handoff"
+    parameter_name = "handoff"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("needs_reply", "Needs reply"), ("paused", "Bot paused")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
+        conversations = cast(ConversationQuerySet, queryset)
+        if self.value() == "needs_reply":
+            return conversations.needs_reply()
+        if self.value() == "paused":
+            return conversations.bot_paused()
+        return queryset
+
+
 @admin.register(Conversation)
 class ConversationAdmin(ReadOnlyAdmin):
     list_display = (
@@ -48,7 +65,7 @@ class ConversationAdmin(ReadOnlyAdmin):
         "last_activity",
         "opted_out",
     )
-    list_filter = ("opted_out", "last_activity", "recipient")
+    list_filter = (HandoffFilter, "opted_out", "last_activity", "recipient")
     search_fields = ("sender", "recipient")
     list_select_related = ("session",)
     date_hierarchy = "last_activity"
@@ -83,6 +100,11 @@ class ConversationAdmin(ReadOnlyAdmin):
                 self.admin_site.admin_view(require_POST(self.end_view)),
                 name="conversations_conversation_end",
             ),
+            path(
+                "<path:object_id>/resume/",
+                self.admin_site.admin_view(require_POST(self.resume_view)),
+                name="conversations_conversation_resume",
+            ),
         ]
         return own + super().get_urls()
 
@@ -108,6 +130,12 @@ class ConversationAdmin(ReadOnlyAdmin):
             ),
             "can_act": self.has_send_permission(request),
             "send_form": SendTextForm(),
+            "bot_paused_until": (
+                conversation.bot_paused_until
+                if conversation.bot_paused_until and conversation.bot_paused_until > timezone.now()
+                else None
+            ),
+            "can_redact": request.user.has_perm("conversations.redact_message"),
             **(extra_context or {}),
         }
         return super().change_view(request, object_id, form_url, context)
@@ -149,6 +177,13 @@ class ConversationAdmin(ReadOnlyAdmin):
         conversation_end(conversation)
         self.log_change(request, conversation, "Ended the conversation")
         self.message_user(request, "Ended the conversation: the next text starts at 1.", messages.SUCCESS)
+        return self._back_to(conversation)
+
+    def resume_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        conversation = self._acted_on(request, object_id)
+        bot_resume(conversation)
+        self.log_change(request, conversation, "Resumed the bot")
+        self.message_user(request, "Resumed the bot: it answers the next text.", messages.SUCCESS)
         return self._back_to(conversation)
 
     def get_search_results(

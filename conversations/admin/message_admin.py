@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
 from conversations.admin.conversation_admin import ReadOnlyAdmin
 from conversations.models import Caller, Message, search_key
 from conversations.phone import number_search
+from conversations.redaction import message_redact
 
 
 @admin.register(Message)
@@ -41,6 +45,35 @@ class MessageAdmin(ReadOnlyAdmin):
         "error",
     )
     readonly_fields = fields
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "<path:object_id>/redact/",
+                self.admin_site.admin_view(require_POST(self.redact_view)),
+                name="conversations_message_redact",
+            ),
+        ]
+        return own + super().get_urls()
+
+    # Messages stay read-only; redacting one is a power of its own, apart from changing things.
+    def has_redact_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("conversations.redact_message")
+
+    def redact_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not self.has_redact_permission(request):
+            raise PermissionDenied
+        message = self.get_object(request, unquote(object_id))
+        if message is None:
+            raise Http404("No such message.")
+        if message_redact(message):
+            # Who and when, never what: the history must not keep the original either.
+            self.log_change(request, message, "Redacted the body")
+            self.message_user(request, "Redacted the text: its body and media are gone.", messages.SUCCESS)
+        else:
+            self.message_user(request, "That text was already redacted.", messages.WARNING)
+        url = reverse("admin:conversations_conversation_change", args=[message.conversation_id])
+        return HttpResponseRedirect(f"{url}#message-{message.pk}")
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Message], search_term: str
