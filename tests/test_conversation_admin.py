@@ -111,6 +111,11 @@ class ConversationAdminTestCase(TwilioTestCase):
         self.assertIn("· delivered", content)
         self.assertIn("· sent by staff", content)
 
+    def test_it_shows_how_many_segments_twilio_counted(self) -> None:
+        self.twilio.text("a" * 200, NumSegments="2")
+
+        self.assertIn("· 2 segments", self.page())
+
     def test_it_pages_the_thread_fifty_texts_at_a_time_newest_first(self) -> None:
         start = timezone.now()
         Message.objects.bulk_create(
