@@ -47,7 +47,9 @@ class SegmentsTestCase(SimpleTestCase):
         for text, encoding, characters, count in TRICKY:
             with self.subTest(text=text[:20], length=len(text)):
                 found = segments_of(text)
-                self.assertEqual((found.encoding, found.characters, found.count), (encoding, characters, count))
+                self.assertEqual(
+                    (found.encoding, found.characters, found.count), (encoding, characters, count)
+                )
 
     def test_it_names_the_character_that_switches_the_text_to_ucs2(self) -> None:
         found = segments_of("Your table’s ready 😀")
