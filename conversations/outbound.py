@@ -92,9 +92,8 @@ def message_send(
         raise SendError(
             "Give the number to send from, or set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID."
         )
-    refusal = sending_refusal(their_number, our_number, through_service=through_service)
-    if refusal:
-        raise SendError(refusal)
+    if why_not := sending_refusal(their_number, our_number, through_service=through_service):
+        raise SendError(why_not)
     if not force and (held := quiet_hours_refusal(their_number)):
         raise QuietHoursError(held)
     send = backend()

@@ -25,14 +25,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--status-callback", help="URL for delivery reports (default: from TWILIO_WEBHOOK_BASE_URL)."
         )
-        parser.add_argument(
-            "--force", action="store_true", help="Send even in the recipient's QUIET_HOURS."
-        )
+        parser.add_argument("--force", action="store_true", help="Send even in the recipient's QUIET_HOURS.")
 
     def handle(self, *args: Any, body: str, our_number: str, their_number: str, **options: Any) -> None:
         if not our_number and not settings.TWILIO_MESSAGING_SERVICE_SID:
             raise CommandError("Give --from or set TWILIO_FROM_NUMBER (or TWILIO_MESSAGING_SERVICE_SID).")
-        numbers = (("--from", our_number), ("--to", their_number)) if our_number else (("--to", their_number),)
+        numbers = (
+            (("--from", our_number), ("--to", their_number)) if our_number else (("--to", their_number),)
+        )
         for label, number in numbers:
             if number_of(number) is None:
                 raise CommandError(f"{label} {number!r} is not a phone number in E.164 form (+14155551234).")
