@@ -25,7 +25,7 @@ TRICKY = [
     # 152 septets, then € (2): it does not fit the first part's last septet, so moves on.
     ("a" * 152 + "€" + "a" * 152, GSM_7, 306, 3),
     ("a" * 151 + "€" + "a" * 153, GSM_7, 306, 2),
-    ("It’s here", UCS_2, 9, 1),
+    ("It’s here", UCS_2, 9, 1),  # noqa: RUF001 (the curly quote is the point)
     ("“Quoted”", UCS_2, 8, 1),
     ("Hi 😀", UCS_2, 5, 1),  # The emoji is a surrogate pair: two units.
     ("é" * 70, GSM_7, 70, 1),
@@ -52,10 +52,10 @@ class SegmentsTestCase(SimpleTestCase):
                 )
 
     def test_it_names_the_character_that_switches_the_text_to_ucs2(self) -> None:
-        found = segments_of("Your table’s ready 😀")
+        found = segments_of("Your table’s ready 😀")  # noqa: RUF001 (the curly quote is the point)
 
-        self.assertEqual(found.switched_by, "’")
-        self.assertEqual(found.switched_by_name, "’ (U+2019 RIGHT SINGLE QUOTATION MARK)")
+        self.assertEqual(found.switched_by, "’")  # noqa: RUF001 (the curly quote is the point)
+        self.assertEqual(found.switched_by_name, "’ (U+2019 RIGHT SINGLE QUOTATION MARK)")  # noqa: RUF001 (the curly quote is the point)
 
     def test_a_gsm_text_names_no_character(self) -> None:
         self.assertEqual(segments_of("Your table's ready €5"), Segments(GSM_7, 22, 1, ""))

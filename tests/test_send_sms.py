@@ -192,9 +192,9 @@ class SendSmsRefusalsTestCase(TwilioTestCase):
         self.twilio.text("Hi")  # The pair exists, and has not opted out here.
         self.api.refuses_opted_out()
 
-        with self.assertLogs("conversations.outbound", "WARNING") as logs:
-            with self.assertRaisesMessage(CommandError, "has replied STOP: marked opted out"):
-                self.send("Your table is ready", "--to", SENDER)
+        stop = self.assertRaisesMessage(CommandError, "has replied STOP: marked opted out")
+        with self.assertLogs("conversations.outbound", "WARNING") as logs, stop:
+            self.send("Your table is ready", "--to", SENDER)
 
         self.assertIs(Conversation.objects.get().opted_out, True)
         refused = Message.objects.get(direction=Message.Direction.OUTBOUND)
