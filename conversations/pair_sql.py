@@ -141,13 +141,15 @@ def insert_inbound_message(
     reply: str,
     now: datetime,
     simulated: bool = False,
+    num_segments: int | None = None,
 ) -> None:
     db = connections[DEFAULT_DB_ALIAS]
     with db.cursor() as cursor:
         cursor.execute(
             f"""INSERT INTO {Message._meta.db_table}
-                (conversation_id, direction, sid, body, media_urls, reply, status, error, simulated, created_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, '', %s, %s)""",
+                (conversation_id, direction, sid, body, media_urls, reply, status, error, simulated,
+                 num_segments, created_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, '', %s, %s, %s)""",
             [
                 conversation_id,
                 Message.Direction.INBOUND.value,
@@ -157,6 +159,7 @@ def insert_inbound_message(
                 reply,
                 "received",
                 simulated,
+                num_segments,
                 _datetime(db, now),
             ],
         )

@@ -194,6 +194,7 @@ def _record(conversation: Conversation, text: InboundText, reply: str | None, no
         reply=reply or "",
         now=now,
         simulated=text.simulated,
+        num_segments=text.num_segments,
     )
 
 

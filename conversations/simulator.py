@@ -83,7 +83,9 @@ class TextForm(PairForm):
     body = forms.CharField(
         label="Text",
         max_length=1600,
-        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Text message", "autofocus": True}),
+        widget=forms.Textarea(
+            attrs={"rows": 2, "placeholder": "Text message", "autofocus": True, "data-segments": ""}
+        ),
     )
     # Not `media`: a form's `media` is its widgets' CSS and JS, and the field would be hidden.
     media_url = forms.URLField(

@@ -36,6 +36,7 @@ class InboundText:
     media_urls: list[str]
     opt_out_type: str = ""
     simulated: bool = False  # Sent by the simulator or `manage.py sms`, not by Twilio.
+    num_segments: int | None = None  # Twilio's NumSegments: what the text cost to receive.
 
     @property
     def keyword(self) -> Keyword | None:
@@ -61,6 +62,7 @@ class InboundText:
             media_urls=media,
             opt_out_type=params.get("OptOutType", "").strip().upper(),
             simulated=SIMULATOR_MARK in params,
+            num_segments=_num_segments(params),
         )
         # Valid UTF-8, but no database text column takes it (PostgreSQL refuses it outright).
         if any("\x00" in value for value in (sender, recipient, text.body, sid or "", *media)):
@@ -80,6 +82,12 @@ def keyword_of(body: str, opt_out_type: str = "") -> Keyword | None:
     if opt_out_type == "HELP" or word in HELP_WORDS:
         return Keyword.HELP
     return None
+
+
+def _num_segments(params: QueryDict) -> int | None:
+    value = params.get("NumSegments", "")
+    # A count Twilio would never send is not worth refusing the text over: it is left out.
+    return int(value) if value.isdigit() and 0 < int(value) <= 255 else None
 
 
 def _media_count(params: QueryDict) -> int:

@@ -6,6 +6,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from conversations import health
 from conversations.models import Message
+from conversations.refusals import UNDELIVERABLE, delivery_failed, twilio_error
 from conversations.signatures import signed_by_twilio
 from conversations.webhook import SmsRequest, sms_conversation
 
@@ -33,7 +34,9 @@ def sms_status(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest("Missing MessageSid or MessageStatus.")
     if len(sid) > 64 or "\x00" in sid or not (error == "" or (error.isdigit() and len(error) <= 10)):
         return HttpResponseBadRequest("Malformed MessageSid or ErrorCode.")
-    Message.objects.filter(sid=sid).advance_status(status, error=f"Twilio error {error}" if error else "")
+    Message.objects.filter(sid=sid).advance_status(status, error=twilio_error(int(error)) if error else "")
+    if error and int(error) in UNDELIVERABLE:
+        delivery_failed(sid, int(error))
     # 204 even for a SID we don't know (another app on the account sent it): nothing to fix there.
     return HttpResponse(status=204)
 

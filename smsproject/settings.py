@@ -13,6 +13,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from conversations.logs import logging_config
+from conversations.quiet_hours import quiet_hours_of
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -184,6 +185,9 @@ TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default="")
 # The number app-initiated texts come from, unless one is given.
 TWILIO_FROM_NUMBER = env("TWILIO_FROM_NUMBER", default="")
+# A Messaging Service (MG…) sends app-initiated texts instead of a bare From number, as US
+# carriers require for registered A2P 10DLC traffic; it picks the sender from its pool.
+TWILIO_MESSAGING_SERVICE_SID = env("TWILIO_MESSAGING_SERVICE_SID", default="")
 # The public URL Twilio calls, when it differs from what the request says (tunnels, proxies).
 TWILIO_WEBHOOK_BASE_URL = env("TWILIO_WEBHOOK_BASE_URL", default="")
 # Decided from the configured DEBUG, not the one the test runner switches off at run time.
@@ -206,6 +210,9 @@ PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default="US")
 PHONENUMBER_DEFAULT_REGION = PHONE_DEFAULT_REGION
 # Twilio keeps a pair's cookie for at most 4 hours, so a longer window could not be continued.
 CONVERSATION_TIMEOUT = min(env.int("CONVERSATION_TIMEOUT", default=14400), 14400)
+# Texts the app starts wait while it is night where the recipient is (`21:00-08:00`, in their
+# number's time zone, else TIME_ZONE); empty: never. Replies to inbound texts never wait.
+QUIET_HOURS = quiet_hours_of(env("QUIET_HOURS", default=""))
 # The largest CSV of callers the admin imports (bytes); a bigger file is refused unread.
 CALLER_IMPORT_MAX_BYTES = env.int("CALLER_IMPORT_MAX_BYTES", default=2 * 1024 * 1024)
 # Seconds the bot stays quiet in a conversation after staff text in it (0: it never pauses).

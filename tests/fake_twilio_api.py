@@ -27,8 +27,27 @@ class FakeTwilioApi:
         self.requests: list[ApiRequest] = []
         self.answers: list[Response] = []
 
-    def accepts(self, sid: str = "SM" + "1" * 32, status: str = "queued") -> None:
-        self.answers.append(Response(201, json.dumps({"sid": sid, "status": status})))
+    def accepts(
+        self, sid: str = "SM" + "1" * 32, status: str = "queued", from_: str | None = None, to: str = ""
+    ) -> None:
+        """A Message resource as Twilio answers a create: the sender it used (null while a
+        Messaging Service has yet to pick one), the recipient, and how it will be sent."""
+        self.answers.append(
+            Response(
+                201,
+                json.dumps(
+                    {
+                        "sid": sid,
+                        "status": status,
+                        "from": from_,
+                        "to": to,
+                        "num_segments": "1",
+                        "error_code": None,
+                        "error_message": None,
+                    }
+                ),
+            )
+        )
 
     def refuses(self, status: int, code: int, message: str) -> None:
         body = {
@@ -39,10 +58,25 @@ class FakeTwilioApi:
         }
         self.answers.append(Response(status, json.dumps(body)))
 
+    def refuses_opted_out(self) -> None:
+        """21610: the recipient replied STOP to the sender, here or through any other app."""
+        self.refuses(400, 21610, "Attempt to send to unsubscribed recipient")
+
+    def refuses_invalid_number(self, number: str) -> None:
+        self.refuses(400, 21211, f"The 'To' number {number} is not a valid phone number.")
+
+    def refuses_not_mobile(self, number: str) -> None:
+        self.refuses(400, 21614, f"To number: {number}, is not a mobile number")
+
+    def refuses_unregistered(self) -> None:
+        """30034: US carriers block 10DLC traffic from a number no A2P campaign registered."""
+        self.refuses(400, 30034, "US A2P 10DLC - Message from an Unregistered Number")
+
     def __call__(
         self, method: str, url: str, params: Any = None, data: Any = None, auth: Any = None, **kwargs: Any
     ) -> Response:
         self.requests.append(ApiRequest(method, url, dict(data or {}), auth))
+        assert self.answers, f"Twilio's API was not expected to be called: {method} {url} {data}"
         return self.answers.pop(0)
 
     @contextmanager

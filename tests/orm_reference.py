@@ -97,4 +97,9 @@ def _record(conversation: Conversation, params: dict[str, str], reply: str, now:
         media_urls=[params[f"MediaUrl{i}"] for i in range(count)],
         reply=reply,
         status="received",
+        num_segments=_num_segments(params.get("NumSegments", "")),
     )
+
+
+def _num_segments(value: str) -> int | None:
+    return int(value) if value.isdigit() and 1 <= int(value) <= 255 else None

@@ -123,6 +123,40 @@ class CallerAdminTestCase(TestCase):
         entry = LogEntry.objects.get(object_id=str(message.conversation_id))
         self.assertEqual(entry.get_change_message(), "Sent a text")
 
+    @override_settings(
+        SMS_BACKEND="console", TWILIO_FROM_NUMBER="", TWILIO_MESSAGING_SERVICE_SID="MG" + "5" * 32
+    )
+    def test_it_needs_no_from_number_with_a_messaging_service(self) -> None:
+        response = self.client.post(
+            "/admin/conversations/caller/",
+            {
+                "action": "send_text",
+                "_selected_action": [self.rey.pk],
+                "send": "1",
+                "our_number": "",
+                "body": "Hi",
+            },
+        )
+
+        self.assertEqual(response.status_code, 302)
+        self.assertEqual(Message.objects.get().body, "Hi")
+
+    @override_settings(SMS_BACKEND="console", TWILIO_FROM_NUMBER="")
+    def test_it_needs_a_from_number_without_a_messaging_service(self) -> None:
+        response = self.client.post(
+            "/admin/conversations/caller/",
+            {
+                "action": "send_text",
+                "_selected_action": [self.rey.pk],
+                "send": "1",
+                "our_number": "",
+                "body": "Hi",
+            },
+        )
+
+        self.assertContains(response, "This field is required.")
+        self.assertFalse(Message.objects.exists())
+
     def test_it_refuses_control_characters_in_a_name(self) -> None:
         # They would make the TwiML reply that echoes the name malformed XML.
         for name in ("Rey\x07", "\x1b[31mKylo"):

@@ -23,7 +23,7 @@ BLOCKED = "+14155550666"
 # (minutes after the start, From, Body, MessageSid number, extra parameters, send the cookie?)
 TEXTS: list[tuple[int, str, str, int, dict[str, str], bool]] = [
     (0, SENDER, "Hello", 1, {}, True),  # A new pair.
-    (1, SENDER, "Again", 2, {}, True),  # Continued, with Twilio's cookie.
+    (1, SENDER, "Again", 2, {"NumSegments": "1"}, True),  # Continued, with Twilio's cookie.
     (2, SENDER, "Again", 2, {}, True),  # Twilio retries the same MessageSid.
     (3, SENDER, "No cookie", 3, {}, False),  # Continued without a cookie.
     (
@@ -34,7 +34,7 @@ TEXTS: list[tuple[int, str, str, int, dict[str, str], bool]] = [
         {"NumMedia": "2", "MediaUrl0": "https://a/1", "MediaUrl1": "https://a/2"},
         True,
     ),
-    (5 * 60, SENDER, "Back", 5, {}, True),  # After 5 hours: a new window.
+    (5 * 60, SENDER, "Back", 5, {"NumSegments": "3"}, True),  # After 5 hours: a new window.
     (5 * 60 + 1, BLOCKED, "Let me in", 6, {}, True),  # A blocked caller.
     (5 * 60 + 2, SENDER, "stop", 7, {}, True),  # Opts out.
     (5 * 60 + 3, SENDER, "Anyone?", 8, {}, True),  # Opted out: recorded, not answered.

@@ -1,15 +1,23 @@
 import re
+from datetime import UTC, datetime
 from io import StringIO
+from unittest import mock
 
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
+from django.utils import timezone
 
+from conversations.management.commands.send_sms import Command
 from conversations.models import Conversation, Message
+from conversations.quiet_hours import quiet_hours_of
 from tests.fake_twilio_api import FakeTwilioApi
 from tests.twilio import RECIPIENT, SENDER, TOKEN, TwilioTestCase, reply_of
 
 ACCOUNT = "AC" + "0" * 32
+SERVICE = "MG" + "5" * 32
+# 23:10 in San Francisco (SENDER's area code), 07:10 in London, 18:10 in Sydney.
+LATE_IN_CALIFORNIA = datetime(2026, 1, 15, 7, 10, tzinfo=UTC)
 
 
 @override_settings(SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_FROM_NUMBER=RECIPIENT)
@@ -111,6 +119,214 @@ class SendSmsTestCase(TwilioTestCase):
         self.send("Hi", "--to", SENDER)
 
         self.assertEqual(self.api.requests[0].data["StatusCallback"], "https://sms.example.com/sms/status/")
+
+    @override_settings(TWILIO_FROM_NUMBER="")
+    def test_it_needs_a_number_to_send_from_without_a_messaging_service(self) -> None:
+        with self.assertRaisesMessage(CommandError, "Give --from or set TWILIO_FROM_NUMBER"):
+            self.send("Hi", "--to", SENDER)
+        self.assertEqual(self.api.requests, [])
+
+
+@override_settings(SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_MESSAGING_SERVICE_SID=SERVICE)
+class SendSmsMessagingServiceTestCase(SendSmsTestCase):
+    """Everything above holds through a Messaging Service; and these."""
+
+    def test_it_sends_through_twilios_api(self) -> None:
+        self.api.accepts(sid="SM" + "a" * 32)
+
+        self.send("Your table is ready", "--to", SENDER)
+
+        request = self.api.requests[0]
+        self.assertEqual(request.data["MessagingServiceSid"], SERVICE)
+        self.assertNotIn("From", request.data)
+        self.assertEqual((request.data["To"], request.data["Body"]), (SENDER, "Your table is ready"))
+
+    def test_it_records_the_pair_with_the_number_it_is_given(self) -> None:
+        self.api.accepts(from_="+15005550009")
+
+        self.send("Hi", "--from", "+15005550007", "--to", SENDER)
+
+        self.assertNotIn("From", self.api.requests[0].data)
+        self.assertEqual(Conversation.objects.get().recipient, "+15005550007")
+
+    @override_settings(TWILIO_FROM_NUMBER="")
+    def test_it_needs_no_from_and_records_the_sender_twilio_names(self) -> None:
+        self.api.accepts(from_="+15005550009")
+
+        self.send("Hi", "--to", SENDER)
+
+        self.assertEqual(
+            (Conversation.objects.get().sender, Conversation.objects.get().recipient),
+            (SENDER, "+15005550009"),
+        )
+
+    @override_settings(TWILIO_FROM_NUMBER="")
+    def test_it_needs_a_number_to_send_from_without_a_messaging_service(self) -> None:
+        """Not with one: the service picks the sender."""
+        self.api.accepts(from_=RECIPIENT)
+
+        self.assertIn("Sent", self.send("Hi", "--to", SENDER))
+
+    @override_settings(TWILIO_FROM_NUMBER="")
+    def test_a_stop_through_any_of_the_services_numbers_refuses_the_text(self) -> None:
+        Conversation.objects.create(sender=SENDER, recipient="+15005550009", opted_out=True)
+
+        with self.assertRaisesMessage(CommandError, "has opted out"):
+            self.send("Hi", "--to", SENDER)
+        self.assertEqual(self.api.requests, [])
+
+
+@override_settings(SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_FROM_NUMBER=RECIPIENT)
+class SendSmsRefusalsTestCase(TwilioTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.api = FakeTwilioApi()
+
+    def send(self, *args: str) -> str:
+        out = StringIO()
+        with self.api.serving():
+            call_command("send_sms", *args, stdout=out)
+        return out.getvalue()
+
+    def test_a_recipient_who_replied_stop_is_marked_opted_out_once_twilio_refuses(self) -> None:
+        self.twilio.text("Hi")  # The pair exists, and has not opted out here.
+        self.api.refuses_opted_out()
+
+        stop = self.assertRaisesMessage(CommandError, "has replied STOP: marked opted out")
+        with self.assertLogs("conversations.outbound", "WARNING") as logs, stop:
+            self.send("Your table is ready", "--to", SENDER)
+
+        self.assertIs(Conversation.objects.get().opted_out, True)
+        refused = Message.objects.get(direction=Message.Direction.OUTBOUND)
+        self.assertEqual((refused.status, refused.sid), ("failed", None))
+        self.assertIn("Attempt to send to unsubscribed recipient (Twilio error 21610)", refused.error)
+        self.assertEqual(len(logs.records), 1)
+        self.assertIsNone(logs.records[0].exc_info)
+        self.assertEqual(len(self.api.requests), 1)  # Not retried.
+
+    def test_it_refuses_a_text_to_an_opted_out_pair_before_any_request(self) -> None:
+        self.twilio.text("STOP")
+
+        with self.assertRaisesMessage(CommandError, f"Not sent: {SENDER} has opted out (replied STOP)"):
+            self.send("Hi", "--to", SENDER)
+
+        self.assertEqual(self.api.requests, [])
+        self.assertFalse(Message.objects.filter(direction=Message.Direction.OUTBOUND).exists())
+
+    def test_an_opt_out_from_another_of_our_numbers_does_not_refuse_a_bare_number(self) -> None:
+        Conversation.objects.create(sender=SENDER, recipient="+15005550009", opted_out=True)
+        self.api.accepts()
+
+        self.assertIn("Sent", self.send("Hi", "--to", SENDER))
+
+    def assert_undeliverable(self, number: str, reason: str) -> None:
+        for conversation in Conversation.objects.filter(sender_number=number):
+            self.assertEqual(conversation.undeliverable_reason, reason)
+            self.assertIsNotNone(conversation.undeliverable_since)
+
+    def test_an_invalid_number_is_marked_undeliverable_on_all_its_conversations(self) -> None:
+        self.twilio.text("Hi", recipient="+15005550009")
+        self.twilio.text("Hola", sender=f"whatsapp:{SENDER}")
+        self.api.refuses_invalid_number(SENDER)
+
+        with self.assertRaisesMessage(CommandError, "Marked the number undeliverable"):
+            self.send("Hi", "--to", SENDER)
+
+        self.assertEqual(Conversation.objects.filter(sender_number=SENDER).count(), 3)
+        self.assert_undeliverable(
+            SENDER, f"Twilio error 21211: The 'To' number {SENDER} is not a valid phone number."
+        )
+        self.assertIn("Twilio error 21211", Message.objects.get(status="failed").error)
+
+    def test_a_number_that_is_not_mobile_is_marked_undeliverable(self) -> None:
+        self.api.refuses_not_mobile(SENDER)
+
+        with self.assertRaises(CommandError):
+            self.send("Hi", "--to", SENDER)
+
+        self.assert_undeliverable(SENDER, f"Twilio error 21614: To number: {SENDER}, is not a mobile number")
+
+    def test_it_refuses_a_text_to_an_undeliverable_number_before_any_request(self) -> None:
+        self.api.refuses_not_mobile(SENDER)
+        with self.assertRaises(CommandError):
+            self.send("Hi", "--to", SENDER)
+
+        with self.assertRaisesMessage(CommandError, f"Not sent: {SENDER} is marked undeliverable since"):
+            self.send("Hi again", "--to", SENDER)
+
+        self.assertEqual(len(self.api.requests), 1)
+        self.assertEqual(Message.objects.count(), 1)
+
+    def test_an_unregistered_sender_is_recorded_but_does_not_mark_the_number(self) -> None:
+        self.api.refuses_unregistered()
+
+        with self.assertRaisesMessage(
+            CommandError, "Message from an Unregistered Number (Twilio error 30034)"
+        ):
+            self.send("Hi", "--to", SENDER)
+
+        self.assertIn("Twilio error 30034", Message.objects.get().error)
+        conversation = Conversation.objects.get()
+        self.assertEqual((conversation.undeliverable_reason, conversation.opted_out), ("", False))
+        self.api.accepts()
+        self.assertIn("Sent", self.send("Hi", "--to", SENDER))
+
+    def test_a_refused_text_exits_non_zero(self) -> None:
+        Conversation.objects.create(sender=SENDER, recipient=RECIPIENT, opted_out=True)
+        err = StringIO()
+
+        # run_from_argv closes the database connections on its way out, as manage.py does;
+        # the test's transaction needs its connection.
+        closing = mock.patch("django.core.management.base.connections.close_all")
+        with self.assertRaises(SystemExit) as exit, self.api.serving(), closing:
+            Command(stderr=err).run_from_argv(["manage.py", "send_sms", "--to", SENDER, "Hi"])
+
+        self.assertEqual(exit.exception.code, 1)
+        self.assertIn("has opted out", err.getvalue())
+        self.assertEqual(self.api.requests, [])
+
+
+@override_settings(
+    SMS_BACKEND="twilio",
+    TWILIO_ACCOUNT_SID=ACCOUNT,
+    TWILIO_FROM_NUMBER=RECIPIENT,
+    QUIET_HOURS=quiet_hours_of("21:00-08:00"),
+)
+class SendSmsQuietHoursTestCase(TwilioTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.api = FakeTwilioApi()
+        self.enterContext(mock.patch("django.utils.timezone.now", return_value=LATE_IN_CALIFORNIA))
+
+    def send(self, *args: str) -> str:
+        out = StringIO()
+        with self.api.serving():
+            call_command("send_sms", *args, stdout=out)
+        return out.getvalue()
+
+    def test_it_holds_a_text_while_it_is_night_where_the_recipient_is(self) -> None:
+        message = "it is 23:10 there (America/Los_Angeles); it may go after 08:00. Add --force"
+        with self.assertRaisesMessage(CommandError, message):
+            self.send("Your table is ready", "--to", SENDER)
+
+        self.assertEqual(self.api.requests, [])
+        self.assertFalse(Message.objects.exists())
+
+    def test_it_sends_where_it_is_day_at_the_same_moment(self) -> None:
+        self.api.accepts()
+
+        self.assertIn("Sent", self.send("Good evening", "--to", "+61291234567"))
+
+    def test_force_sends_it_anyway(self) -> None:
+        self.api.accepts()
+
+        self.assertIn("Sent", self.send("Your table is ready", "--to", SENDER, "--force"))
+
+        self.assertEqual(len(self.api.requests), 1)
+        self.assertEqual(Message.objects.get().created_at, timezone.now())
+
+    def test_replies_to_inbound_texts_are_never_held(self) -> None:
+        self.assertEqual(reply_of(self.twilio.text("Hi")), "Friend has messaged +15005550006 1 time.")
 
 
 @override_settings(SMS_BACKEND="console", TWILIO_ACCOUNT_SID="", TWILIO_FROM_NUMBER=RECIPIENT)

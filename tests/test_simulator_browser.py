@@ -176,3 +176,13 @@ class SimulatorBrowserTestCase(StaticLiveServerTestCase):
         self.send(page, "Hello there")
 
         self.assert_it_recovers(page, "the app answered 500")
+
+    def test_it_counts_segments_as_the_text_is_typed_even_after_a_text_is_sent(self) -> None:
+        page = self.log_in()
+        self.send(page, "Hello there")
+        expect(page.locator("#sim-thread")).to_contain_text("Friend has messaged +15005550006 1 time.")
+
+        page.locator("#id_body").press_sequentially("“Hi”")
+
+        expect(page.locator("#sim-compose .segments")).to_contain_text("4 characters · UCS-2 · 1 segment")
+        expect(page.locator("#sim-compose .segments-warning")).to_contain_text("““” (U+201C)")

@@ -311,6 +311,21 @@ class SmsQueryBudgetTestCase(TwilioTestCase):
         with self.assertNumQueries(6):
             self.twilio.text(sid="", cookie="")
 
+    def test_it_stores_twilios_num_segments_in_the_same_statements(self) -> None:
+        self.twilio.text(sid=sid_of(1))
+
+        with self.assertNumQueries(6):
+            self.twilio.text("a" * 200, sid=sid_of(2), NumSegments="2")
+
+        self.assertEqual(Message.objects.get(sid=sid_of(2)).num_segments, 2)
+        self.assertIsNone(Message.objects.get(sid=sid_of(1)).num_segments)
+
+    def test_it_leaves_out_a_num_segments_twilio_would_never_send(self) -> None:
+        for number, value in enumerate(("0", "-1", "many", "99999"), start=10):
+            with self.subTest(value=value):
+                self.twilio.text(sid=sid_of(number), NumSegments=value)
+                self.assertIsNone(Message.objects.get(sid=sid_of(number)).num_segments)
+
     def test_it_answers_a_retry_in_four_statements(self) -> None:
         self.twilio.text(sid=sid_of(1))
 

@@ -105,6 +105,11 @@ class SmsCommandTestCase(TestCase):
         self.assertEqual(Conversation.objects.get().sender, "+14155550142")
         self.assertEqual(set(json.loads(self.jar.read_text())), {"+14155550142"})
 
+    def test_it_sends_the_segments_twilio_would_count(self) -> None:
+        sms("It’s a long one " * 5)  # 80 characters, with a curly quote: two UCS-2 segments.  # noqa: RUF001 (the curly quote is the point)
+
+        self.assertEqual(Message.objects.get().num_segments, 2)
+
     def test_it_marks_its_texts_as_simulated(self) -> None:
         sms("hello")
 

@@ -1,4 +1,5 @@
 from django.test import override_settings
+from django.utils import timezone
 
 from conversations.models import Conversation, Message
 from tests.twilio import RECIPIENT, SENDER, TwilioTestCase, sign
@@ -36,7 +37,60 @@ class SmsStatusTestCase(TwilioTestCase):
         self.report(MessageSid=SID, MessageStatus="undelivered", ErrorCode="30003")
 
         self.message.refresh_from_db()
-        self.assertEqual((self.message.status, self.message.error), ("undelivered", "Twilio error 30003"))
+        self.assertEqual(
+            (self.message.status, self.message.error),
+            ("undelivered", "Twilio error 30003: Unreachable destination handset"),
+        )
+
+    def test_it_marks_a_number_the_carrier_cannot_deliver_to_on_all_its_conversations(self) -> None:
+        for code, words in (
+            ("30003", "Unreachable destination handset"),
+            ("30005", "Unknown destination handset"),
+            ("30006", "Landline or unreachable carrier"),
+        ):
+            with self.subTest(code=code):
+                Conversation.objects.update(undeliverable_reason="", undeliverable_since=None)
+                other = Conversation.objects.get_or_create(sender=f"whatsapp:{SENDER}", recipient=RECIPIENT)[
+                    0
+                ]
+                before = timezone.now()
+
+                self.report(MessageSid=SID, MessageStatus="undelivered", ErrorCode=code)
+
+                for conversation in (self.message.conversation, other):
+                    conversation.refresh_from_db()
+                    self.assertEqual(conversation.undeliverable_reason, f"Twilio error {code}: {words}")
+                    self.assertGreaterEqual(conversation.undeliverable_since, before)
+
+    def test_it_keeps_when_the_number_was_first_marked(self) -> None:
+        self.report(MessageSid=SID, MessageStatus="undelivered", ErrorCode="30003")
+        first = Conversation.objects.get().undeliverable_since
+
+        self.report(MessageSid=SID, MessageStatus="failed", ErrorCode="30005")
+
+        conversation = Conversation.objects.get()
+        self.assertEqual(conversation.undeliverable_since, first)
+        self.assertEqual(conversation.undeliverable_reason, "Twilio error 30005: Unknown destination handset")
+
+    def test_an_unregistered_sender_is_recorded_but_does_not_mark_the_number(self) -> None:
+        self.report(MessageSid=SID, MessageStatus="undelivered", ErrorCode="30034")
+
+        self.message.refresh_from_db()
+        self.assertEqual(
+            self.message.error, "Twilio error 30034: US A2P 10DLC - Message from an Unregistered Number"
+        )
+        conversation = Conversation.objects.get()
+        self.assertEqual((conversation.undeliverable_reason, conversation.undeliverable_since), ("", None))
+
+    def test_other_delivery_errors_do_not_mark_the_number(self) -> None:
+        self.report(MessageSid=SID, MessageStatus="undelivered", ErrorCode="30007")
+
+        self.assertEqual(Conversation.objects.get().undeliverable_reason, "")
+
+    def test_it_marks_nothing_for_a_text_it_does_not_know(self) -> None:
+        self.report(MessageSid="SM" + "d" * 32, MessageStatus="undelivered", ErrorCode="30003")
+
+        self.assertEqual(Conversation.objects.get().undeliverable_reason, "")
 
     def test_it_accepts_reports_of_texts_it_does_not_know(self) -> None:
         self.assertEqual(self.report(MessageSid="SM" + "d" * 32, MessageStatus="sent"), 204)

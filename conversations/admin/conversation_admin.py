@@ -15,11 +15,12 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from conversations.admin.sending import SendTextForm, send_texts, text_send
+from conversations.admin.sending import FORCE_HINT, SendTextForm, send_texts, text_send
 from conversations.models import Caller, Conversation, ConversationQuerySet, search_key
-from conversations.outbound import SendError
+from conversations.outbound import QuietHoursError, SendError
 from conversations.pairs import bot_resume, conversation_end
 from conversations.phone import number_search
+from conversations.refusals import deliverable_mark
 
 # Texts per page of a conversation's thread: 2,000 texts on one page made it 3.5 MB.
 THREAD_PAGE_SIZE = 50
@@ -54,6 +55,21 @@ class HandoffFilter(admin.SimpleListFilter):
         return queryset
 
 
+class UndeliverableFilter(admin.SimpleListFilter):
+    title = "deliverable"
+    parameter_name = "undeliverable"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "Undeliverable"), ("no", "Deliverable")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
+        if self.value() == "yes":
+            return queryset.exclude(undeliverable_reason="")
+        if self.value() == "no":
+            return queryset.filter(undeliverable_reason="")
+        return queryset
+
+
 @admin.register(Conversation)
 class ConversationAdmin(ReadOnlyAdmin):
     list_display = (
@@ -64,8 +80,9 @@ class ConversationAdmin(ReadOnlyAdmin):
         "lifetime_count",
         "last_activity",
         "opted_out",
+        "undeliverable",
     )
-    list_filter = (HandoffFilter, "opted_out", "last_activity", "recipient")
+    list_filter = (HandoffFilter, "opted_out", UndeliverableFilter, "last_activity", "recipient")
     search_fields = ("sender", "recipient")
     list_select_related = ("session",)
     date_hierarchy = "last_activity"
@@ -80,9 +97,10 @@ class ConversationAdmin(ReadOnlyAdmin):
         "first_activity",
         "last_activity",
         "opted_out",
+        "undeliverable",
     )
     fields = readonly_fields
-    actions = ("end_conversation", "send_text")
+    actions = ("end_conversation", "send_text", "mark_deliverable")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
         names = Caller.objects.filter(phone_number=OuterRef("sender_number")).order_by().values("name")[:1]
@@ -165,7 +183,16 @@ class ConversationAdmin(ReadOnlyAdmin):
                 )
             return self._back_to(conversation)
         try:
-            text_send(self, request, conversation.recipient, conversation.sender, form.cleaned_data["body"])
+            text_send(
+                self,
+                request,
+                conversation.recipient,
+                conversation.sender,
+                form.cleaned_data["body"],
+                force=form.cleaned_data.get("force", False),
+            )
+        except QuietHoursError as error:
+            self.message_user(request, f"Not sent: {error} {FORCE_HINT}", messages.ERROR)
         except SendError as error:
             self.message_user(request, f"Not sent: {error}", messages.ERROR)
         else:
@@ -202,6 +229,13 @@ class ConversationAdmin(ReadOnlyAdmin):
     def caller_name(self, conversation: Conversation) -> str:
         return conversation.caller or "—"
 
+    @admin.display(description="Undeliverable", ordering="undeliverable_since")
+    def undeliverable(self, conversation: Conversation) -> str:
+        if not conversation.undeliverable_reason:
+            return "—"
+        since = timezone.localtime(conversation.undeliverable_since or timezone.now())
+        return f"{conversation.undeliverable_reason} (since {since:%Y-%m-%d %H:%M})"
+
     @admin.display(description="Texts this window", ordering="window_count")
     def current_window(self, conversation: Conversation) -> int:
         session = conversation.session
@@ -224,6 +258,17 @@ class ConversationAdmin(ReadOnlyAdmin):
         ended = len(queryset)
         self.message_user(
             request, f"Ended {ended} conversation{'' if ended == 1 else 's'}.", messages.SUCCESS
+        )
+
+    @admin.action(description="Mark the numbers deliverable again", permissions=["send"])
+    def mark_deliverable(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        for conversation in queryset.exclude(undeliverable_reason=""):
+            self.log_change(request, conversation, "Marked the number deliverable again")
+        cleared = deliverable_mark(queryset)
+        self.message_user(
+            request,
+            f"Cleared the undeliverable mark of {cleared} conversation{'' if cleared == 1 else 's'}.",
+            messages.SUCCESS,
         )
 
     @admin.action(description="Send a text", permissions=["send"])

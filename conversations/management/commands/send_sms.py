@@ -3,7 +3,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from conversations.outbound import SendError, message_send
+from conversations.outbound import QuietHoursError, SendError, message_send
 from conversations.phone import number_of
 
 
@@ -16,17 +16,24 @@ class Command(BaseCommand):
             "--from",
             dest="our_number",
             default=settings.TWILIO_FROM_NUMBER,
-            help="Your Twilio number, in E.164 (default: TWILIO_FROM_NUMBER).",
+            help=(
+                "Your Twilio number, in E.164 (default: TWILIO_FROM_NUMBER; optional with "
+                "TWILIO_MESSAGING_SERVICE_SID, whose pool then picks the sender)."
+            ),
         )
         parser.add_argument("--to", dest="their_number", required=True, help="The recipient, in E.164.")
         parser.add_argument(
             "--status-callback", help="URL for delivery reports (default: from TWILIO_WEBHOOK_BASE_URL)."
         )
+        parser.add_argument("--force", action="store_true", help="Send even in the recipient's QUIET_HOURS.")
 
     def handle(self, *args: Any, body: str, our_number: str, their_number: str, **options: Any) -> None:
-        if not our_number:
-            raise CommandError("Give --from or set TWILIO_FROM_NUMBER.")
-        for label, number in (("--from", our_number), ("--to", their_number)):
+        if not our_number and not settings.TWILIO_MESSAGING_SERVICE_SID:
+            raise CommandError("Give --from or set TWILIO_FROM_NUMBER (or TWILIO_MESSAGING_SERVICE_SID).")
+        numbers = (
+            (("--from", our_number), ("--to", their_number)) if our_number else (("--to", their_number),)
+        )
+        for label, number in numbers:
             if number_of(number) is None:
                 raise CommandError(f"{label} {number!r} is not a phone number in E.164 form (+14155551234).")
         try:
@@ -35,7 +42,10 @@ class Command(BaseCommand):
                 their_number=their_number,
                 body=body,
                 status_callback=options["status_callback"],
+                force=options["force"],
             )
+        except QuietHoursError as error:
+            raise CommandError(f"Not sent: {error} Add --force to send it now.") from error
         except SendError as error:
-            raise CommandError(str(error)) from error
+            raise CommandError(f"Not sent: {error}") from error
         self.stdout.write(f"Sent {message.sid} ({message.status}) to {their_number}.")

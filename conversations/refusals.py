@@ -1,0 +1,101 @@
+"""What Twilio's refusals tell us about a number, and the texts refused before they cost anything.
+
+Twilio refuses a text to a number that replied STOP to the sender (21610), and one to a number
+that is not valid or not mobile (21211, 21614); carriers report later that a text could not be
+delivered (30003 unreachable, 30005 unknown, 30006 landline). Each is written to the number's
+conversations, so that the next text to it is refused here, before any request to Twilio: a
+text Twilio refuses, or a carrier drops, may still be billed, and retrying never helps.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from conversations.models import Conversation, Message
+from conversations.phone import number_of
+
+OPTED_OUT = 21610
+# The number cannot get texts: invalid, not mobile, unreachable, unknown, a landline.
+UNDELIVERABLE = frozenset({21211, 21614, 30003, 30005, 30006})
+# Twilio's words for the delivery errors a status callback names only by their code.
+DELIVERY_ERRORS = {
+    30003: "Unreachable destination handset",
+    30004: "Message blocked",
+    30005: "Unknown destination handset",
+    30006: "Landline or unreachable carrier",
+    30007: "Message filtered",
+    30008: "Unknown error",
+    30034: "US A2P 10DLC - Message from an Unregistered Number",
+}
+
+
+def twilio_error(code: int, words: str = "") -> str:
+    """ "Twilio error 30003: Unreachable destination handset", as records keep it."""
+    words = words or DELIVERY_ERRORS.get(code, "")
+    return f"Twilio error {code}: {words}"[:200] if words else f"Twilio error {code}"
+
+
+def conversations_of(their_number: str) -> QuerySet[Conversation]:
+    """Every conversation with this number, whichever of our numbers and channel it used."""
+    number = number_of(their_number)
+    if number is None:  # A sender ID, or a number that is not one: only its own pairs.
+        return Conversation.objects.filter(sender=their_number)
+    return Conversation.objects.filter(Q(sender_number=number) | Q(sender=their_number))
+
+
+def undeliverable_mark(their_number: str, reason: str) -> int:
+    """Mark the number undeliverable on all its conversations; the first time it was is kept."""
+    return conversations_of(their_number).update(
+        undeliverable_reason=reason[:200],
+        undeliverable_since=Coalesce("undeliverable_since", Value(timezone.now())),
+    )
+
+
+def delivery_failed(sid: str, code: int) -> None:
+    """A carrier could not deliver one of our texts: its recipient is undeliverable."""
+    outbound = Message.objects.filter(sid=sid, direction=Message.Direction.OUTBOUND)
+    message = outbound.select_related("conversation").first()
+    if message is not None:
+        undeliverable_mark(message.conversation.sender, twilio_error(code))
+
+
+def deliverable_mark(conversations: QuerySet[Conversation]) -> int:
+    """Staff know better (a new phone, a typo fixed at the carrier): texts may go again."""
+    senders = conversations.values_list("sender", flat=True)
+    cleared = Conversation.objects.none()
+    for sender in set(senders):
+        cleared |= conversations_of(sender)
+    return cleared.update(undeliverable_reason="", undeliverable_since=None)
+
+
+def opted_out_mark(their_number: str, our_number: str) -> int:
+    """Twilio says the number replied STOP to ours: the pair is opted out until START."""
+    pairs = conversations_of(their_number)
+    if our_number:
+        pairs = pairs.filter(recipient=our_number)
+    return pairs.update(opted_out=True)
+
+
+def sending_refusal(their_number: str, our_number: str, *, through_service: bool) -> str | None:
+    """Why a text to this number would be refused by Twilio, or None when it may be sent."""
+    theirs = conversations_of(their_number)
+    undeliverable = theirs.exclude(undeliverable_reason="").order_by("-undeliverable_since").first()
+    if undeliverable is not None:
+        since = timezone.localtime(undeliverable.undeliverable_since or timezone.now())
+        return (
+            f"{their_number} is marked undeliverable since {since:%Y-%m-%d %H:%M}: "
+            f"{undeliverable.undeliverable_reason}. Texts to it are not sent; clear the mark "
+            "in the admin once the number is fixed."
+        )
+    opted_out = theirs.filter(opted_out=True)
+    # A Messaging Service keeps one opt-out list for all its numbers; a bare number, its own.
+    if our_number and not through_service:
+        opted_out = opted_out.filter(recipient=our_number)
+    if opted_out.exists():
+        return (
+            f"{their_number} has opted out (replied STOP); Twilio would refuse the text. "
+            "They can text START to opt back in."
+        )
+    return None
