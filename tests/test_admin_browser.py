@@ -1,63 +1,28 @@
 """The admin pages where staff act, in a real browser: Debian's Chromium, driven by Playwright."""
 
-import os
-import unittest
 from datetime import datetime, timedelta
 from pathlib import Path
-from unittest import mock
 from zoneinfo import ZoneInfo
 
-import pytest
 from django.conf import settings
-from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.test import override_settings
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import expect
 
 from conversations.models import Caller, Conversation, Message
 from conversations.quiet_hours import QuietHours
 from conversations.segments import segments_of
+from tests.browser import PASSWORD, BrowserTestCase
 from tests.factories import superuser
 from tests.test_segments import TRICKY
-from tests.test_simulator_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.twilio import SENDER, TOKEN, Twilio
 
 SCREENSHOT = Path(settings.BASE_DIR) / "var" / "conversation-page.png"
-PASSWORD = "a-browser-test-password"
 
 
-@unittest.skipUnless(CHROMIUM.exists(), "needs Debian's chromium at /usr/bin/chromium")
 @override_settings(SMS_BACKEND="console", TWILIO_AUTH_TOKEN=TOKEN, TWILIO_REQUIRE_SIGNATURE=True)
-@pytest.mark.slow
-class AdminBrowserTestCase(StaticLiveServerTestCase):
-    browser: Browser
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        # Playwright's sync API keeps an event loop in this thread, which Django's guard
-        # against the ORM in async code mistakes for async code; the test's own queries are sync.
-        cls.enterClassContext(mock.patch.dict(os.environ, {"DJANGO_ALLOW_ASYNC_UNSAFE": "true"}))
-        super().setUpClass()
-        playwright = sync_playwright().start()
-        cls.addClassCleanup(playwright.stop)
-        cls.browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        cls.addClassCleanup(cls.browser.close)
-        expect.set_options(timeout=15_000)
-
+class AdminBrowserTestCase(BrowserTestCase):
     def setUp(self) -> None:
         superuser("admin", password=PASSWORD)
-
-    def log_in(self, path: str) -> Page:
-        context = self.browser.new_context(viewport={"width": 1100, "height": 1000})
-        self.addCleanup(context.close)
-        page = context.new_page()
-        page.goto(f"{self.live_server_url}{path}")
-        page.fill("#id_username", "admin")
-        page.fill("#id_password", PASSWORD)
-        page.click("input[type=submit]")
-        expect(page).to_have_url(f"{self.live_server_url}{path}")
-        return page
 
     def a_conversation(self) -> Conversation:
         Caller.objects.create(phone_number=SENDER, name="Rey")

@@ -1,73 +1,27 @@
 """The simulator in a real browser: Debian's Chromium, driven by Playwright."""
 
-import os
-import unittest
 from collections.abc import Callable
 from pathlib import Path
-from unittest import mock
 
-import pytest
 from django.conf import settings
-from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.test import override_settings
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Page, Route, expect
 
 from conversations.models import Caller, Conversation, Message
+from tests.browser import PASSWORD, BrowserTestCase
 from tests.factories import superuser
 
-CHROMIUM = Path("/usr/bin/chromium")
-# The machine reaches no network beyond package registries: keep Chromium from trying.
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # CI runs as root, where Chromium's sandbox cannot start.
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT = Path(settings.BASE_DIR) / "var" / "simulator.png"
 PHONE_SCREENSHOT = Path(settings.BASE_DIR) / "var" / "simulator-phone.png"
+SIMULATOR = "/simulator/"
 PHONE = {"width": 390, "height": 844}  # An iPhone 12 to 15's screen, in CSS pixels.
-PASSWORD = "a-browser-test-password"
 
 
-@unittest.skipUnless(CHROMIUM.exists(), "needs Debian's chromium at /usr/bin/chromium")
 @override_settings(SIMULATOR_ENABLED=True)
-@pytest.mark.slow
-class SimulatorBrowserTestCase(StaticLiveServerTestCase):
-    browser: Browser
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        # Playwright's sync API keeps an event loop in this thread, which Django's guard
-        # against the ORM in async code mistakes for async code; the test's own queries are sync.
-        cls.enterClassContext(mock.patch.dict(os.environ, {"DJANGO_ALLOW_ASYNC_UNSAFE": "true"}))
-        super().setUpClass()
-        playwright = sync_playwright().start()
-        cls.addClassCleanup(playwright.stop)
-        cls.browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        cls.addClassCleanup(cls.browser.close)
-        expect.set_options(timeout=15_000)
-
+class SimulatorBrowserTestCase(BrowserTestCase):
     def setUp(self) -> None:
         superuser("admin", password=PASSWORD)
         Caller.objects.create(phone_number="+14155550001", name="Rey")
-
-    def log_in(self, java_script: bool = True, viewport: dict[str, int] | None = None) -> Page:
-        context = self.browser.new_context(
-            viewport=viewport or {"width": 1100, "height": 820}, java_script_enabled=java_script
-        )
-        self.addCleanup(context.close)
-        page = context.new_page()
-        page.goto(f"{self.live_server_url}/simulator/")
-        page.fill("#id_username", "admin")
-        page.fill("#id_password", PASSWORD)
-        page.click("input[type=submit]")
-        expect(page).to_have_url(f"{self.live_server_url}/simulator/")
-        return page
 
     def open_pair(self, page: Page, sender: str) -> None:
         page.fill("#pair_sender", sender)
@@ -79,7 +33,7 @@ class SimulatorBrowserTestCase(StaticLiveServerTestCase):
         page.click("#sim-compose button[type=submit]")
 
     def test_it_chats_as_two_pairs_and_keeps_their_threads_apart(self) -> None:
-        page = self.log_in()
+        page = self.log_in(SIMULATOR)
         page.evaluate("window.sameDocument = true")  # Gone if a text or a switch reloads the page.
         thread = page.locator("#sim-thread")
 
@@ -103,7 +57,7 @@ class SimulatorBrowserTestCase(StaticLiveServerTestCase):
         page.screenshot(path=SCREENSHOT)
 
     def test_it_works_without_javascript(self) -> None:
-        page = self.log_in(java_script=False)
+        page = self.log_in(SIMULATOR, java_script=False)
 
         self.send(page, "Hello")
         expect(page.locator("#sim-thread")).to_contain_text("Friend has messaged +15005550006 1 time.")
@@ -111,7 +65,7 @@ class SimulatorBrowserTestCase(StaticLiveServerTestCase):
         expect(page.locator("#sim-thread")).to_contain_text("Friend has messaged +15005550006 2 times.")
 
     def test_it_fits_a_phone_screen(self) -> None:
-        page = self.log_in(viewport=PHONE)
+        page = self.log_in(SIMULATOR, viewport=PHONE)
         self.open_pair(page, "+14155550001")
 
         self.send(page, "Hello there")
@@ -129,7 +83,7 @@ class SimulatorBrowserTestCase(StaticLiveServerTestCase):
         Message.objects.create(
             conversation=conversation, direction="inbound", media_urls=["javascript:window.pwned=true"]
         )
-        page = self.log_in()
+        page = self.log_in(SIMULATOR)
 
         self.open_pair(page, "+14155550001")
         media = page.locator(".sim-media", has_text="javascript:window.pwned=true")
@@ -162,7 +116,7 @@ class SimulatorBrowserTestCase(StaticLiveServerTestCase):
         self.assertEqual(Message.objects.count(), 1)
 
     def test_it_lets_a_text_be_sent_again_after_a_network_error(self) -> None:
-        page = self.log_in()
+        page = self.log_in(SIMULATOR)
         self.fail_posts(page, lambda route: route.abort("connectionrefused"))
 
         self.send(page, "Hello there")
@@ -170,7 +124,7 @@ class SimulatorBrowserTestCase(StaticLiveServerTestCase):
         self.assert_it_recovers(page, "the app could not be reached")
 
     def test_it_lets_a_text_be_sent_again_after_a_server_error(self) -> None:
-        page = self.log_in()
+        page = self.log_in(SIMULATOR)
         self.fail_posts(page, lambda route: route.fulfill(status=500, body="Server Error (500)"))
 
         self.send(page, "Hello there")
@@ -178,7 +132,7 @@ class SimulatorBrowserTestCase(StaticLiveServerTestCase):
         self.assert_it_recovers(page, "the app answered 500")
 
     def test_it_counts_segments_as_the_text_is_typed_even_after_a_text_is_sent(self) -> None:
-        page = self.log_in()
+        page = self.log_in(SIMULATOR)
         self.send(page, "Hello there")
         expect(page.locator("#sim-thread")).to_contain_text("Friend has messaged +15005550006 1 time.")
 
