@@ -21,9 +21,10 @@ bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 # Threaded workers: a connection that is slow to send its request ties up one thread, not a
 # whole process, so a few stalled clients cannot take every worker (with sync workers two
-# of them held both workers until the timeout). A webhook mostly waits on the database,
-# and each thread has its own database connection and its own SQLite writer-lock file
-# (conversations/locks.py). `--threads` or GUNICORN_CMD_ARGS changes the number.
+# of them held both workers until the timeout). Each thread has its own database
+# connection; on SQLite a process's threads queue for the one writer (conversations/locks.py).
+# Behind a buffering proxy, `--threads 1` is faster on SQLite (docs/benchmarks.md);
+# `--threads` or GUNICORN_CMD_ARGS changes the number.
 worker_class = "gthread"
 threads = 4
 # Twilio gives up on a webhook after 15 seconds; a worker stuck longer is restarted.
