@@ -20,8 +20,9 @@ SERVICE = "MG" + "5" * 32
 LATE_IN_CALIFORNIA = datetime(2026, 1, 15, 7, 10, tzinfo=UTC)
 
 
-@override_settings(SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_FROM_NUMBER=RECIPIENT)
-class SendSmsTestCase(TwilioTestCase):
+class SendSmsCommandTestCase(TwilioTestCase):
+    """Runs `send_sms` against Twilio's API faked at its HTTP layer; no tests of its own."""
+
     def setUp(self) -> None:
         super().setUp()
         self.api = FakeTwilioApi()
@@ -32,6 +33,9 @@ class SendSmsTestCase(TwilioTestCase):
             call_command("send_sms", *args, stdout=out)
         return out.getvalue()
 
+
+@override_settings(SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_FROM_NUMBER=RECIPIENT)
+class SendSmsTestCase(SendSmsCommandTestCase):
     def test_it_sends_through_twilios_api(self) -> None:
         self.api.accepts(sid="SM" + "a" * 32)
 
@@ -177,17 +181,7 @@ class SendSmsMessagingServiceTestCase(SendSmsTestCase):
 
 
 @override_settings(SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_FROM_NUMBER=RECIPIENT)
-class SendSmsRefusalsTestCase(TwilioTestCase):
-    def setUp(self) -> None:
-        super().setUp()
-        self.api = FakeTwilioApi()
-
-    def send(self, *args: str) -> str:
-        out = StringIO()
-        with self.api.serving():
-            call_command("send_sms", *args, stdout=out)
-        return out.getvalue()
-
+class SendSmsRefusalsTestCase(SendSmsCommandTestCase):
     def test_a_recipient_who_replied_stop_is_marked_opted_out_once_twilio_refuses(self) -> None:
         self.twilio.text("Hi")  # The pair exists, and has not opted out here.
         self.api.refuses_opted_out()
@@ -292,17 +286,10 @@ class SendSmsRefusalsTestCase(TwilioTestCase):
     TWILIO_FROM_NUMBER=RECIPIENT,
     QUIET_HOURS=quiet_hours_of("21:00-08:00"),
 )
-class SendSmsQuietHoursTestCase(TwilioTestCase):
+class SendSmsQuietHoursTestCase(SendSmsCommandTestCase):
     def setUp(self) -> None:
         super().setUp()
-        self.api = FakeTwilioApi()
         self.enterContext(mock.patch("django.utils.timezone.now", return_value=LATE_IN_CALIFORNIA))
-
-    def send(self, *args: str) -> str:
-        out = StringIO()
-        with self.api.serving():
-            call_command("send_sms", *args, stdout=out)
-        return out.getvalue()
 
     def test_it_holds_a_text_while_it_is_night_where_the_recipient_is(self) -> None:
         message = "it is 23:10 there (America/Los_Angeles); it may go after 08:00. Add --force"
@@ -330,11 +317,7 @@ class SendSmsQuietHoursTestCase(TwilioTestCase):
 
 
 @override_settings(SMS_BACKEND="console", TWILIO_ACCOUNT_SID="", TWILIO_FROM_NUMBER=RECIPIENT)
-class SendSmsConsoleTestCase(TwilioTestCase):
-    def setUp(self) -> None:
-        super().setUp()
-        self.api = FakeTwilioApi()
-
+class SendSmsConsoleTestCase(SendSmsCommandTestCase):
     def send(self, *args: str) -> str:
         out = StringIO()
         with self.api.serving(), self.assertLogs("conversations.outbound") as logs:
