@@ -1,9 +1,12 @@
 from django.contrib.admin.models import LogEntry
+from django.http import HttpResponse
 from django.test import TestCase, override_settings
 
 from conversations.models import Caller, Message
 from tests.factories import superuser
 from tests.twilio import SENDER, Twilio, reply_of
+
+CHANGELIST = "/admin/conversations/caller/"
 
 
 class CallerAdminTestCase(TestCase):
@@ -102,18 +105,14 @@ class CallerAdminTestCase(TestCase):
 
         self.assertEqual(reply_of(twilio.text()), "Rose Tico has messaged +15005550006 2 times.")
 
+    def send_text(self, *, our_number: str, body: str) -> HttpResponse:
+        """The "Send a text" action on Rey, its form filled in."""
+        form = {"action": "send_text", "_selected_action": [self.rey.pk], "send": "1"}
+        return self.client.post(CHANGELIST, {**form, "our_number": our_number, "body": body})
+
     @override_settings(SMS_BACKEND="console")
     def test_it_sends_a_text_to_selected_callers_as_the_staff_member(self) -> None:
-        response = self.client.post(
-            "/admin/conversations/caller/",
-            {
-                "action": "send_text",
-                "_selected_action": [self.rey.pk],
-                "send": "1",
-                "our_number": "+15005550006",
-                "body": "Your table is ready",
-            },
-        )
+        response = self.send_text(our_number="+15005550006", body="Your table is ready")
 
         self.assertEqual(response.status_code, 302)
         message = Message.objects.get()
@@ -127,32 +126,14 @@ class CallerAdminTestCase(TestCase):
         SMS_BACKEND="console", TWILIO_FROM_NUMBER="", TWILIO_MESSAGING_SERVICE_SID="MG" + "5" * 32
     )
     def test_it_needs_no_from_number_with_a_messaging_service(self) -> None:
-        response = self.client.post(
-            "/admin/conversations/caller/",
-            {
-                "action": "send_text",
-                "_selected_action": [self.rey.pk],
-                "send": "1",
-                "our_number": "",
-                "body": "Hi",
-            },
-        )
+        response = self.send_text(our_number="", body="Hi")
 
         self.assertEqual(response.status_code, 302)
         self.assertEqual(Message.objects.get().body, "Hi")
 
     @override_settings(SMS_BACKEND="console", TWILIO_FROM_NUMBER="")
     def test_it_needs_a_from_number_without_a_messaging_service(self) -> None:
-        response = self.client.post(
-            "/admin/conversations/caller/",
-            {
-                "action": "send_text",
-                "_selected_action": [self.rey.pk],
-                "send": "1",
-                "our_number": "",
-                "body": "Hi",
-            },
-        )
+        response = self.send_text(our_number="", body="Hi")
 
         self.assertContains(response, "This field is required.")
         self.assertFalse(Message.objects.exists())
