@@ -3,21 +3,16 @@
 from datetime import UTC, datetime
 from unittest import mock
 
-from django.contrib.admin.models import LogEntry
 from django.test import override_settings
 
 from conversations.models import Conversation, Message
 from conversations.quiet_hours import quiet_hours_of
 from tests.factories import superuser
 from tests.fake_twilio_api import FakeTwilioApi
+from tests.test_conversation_admin import history_of
 from tests.twilio import SENDER, TwilioTestCase, reply_of
 
 CHANGELIST = "/admin/conversations/conversation/"
-
-
-def history_of(conversation: Conversation) -> list[str]:
-    entries = LogEntry.objects.filter(object_id=str(conversation.pk), content_type__model="conversation")
-    return [entry.get_change_message() for entry in entries.order_by("action_time", "pk")]
 
 
 class AdminSendingTestCase(TwilioTestCase):
