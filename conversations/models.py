@@ -8,11 +8,11 @@ from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Exists, OuterRef, Subquery, Value
+from django.db.models import Exists, OuterRef, Q, Subquery, Value
 from django.utils import timezone
 from phonenumber_field.modelfields import PhoneNumberField
 
-from conversations.phone import number_of
+from conversations.phone import number_of, number_search
 
 # Control characters (XML 1.0 forbids most of them) and the two non-characters: a name is
 # echoed in TwiML replies, which Twilio rejects when they are not well-formed XML.
@@ -61,6 +61,12 @@ class Caller(models.Model):
 class ConversationQuerySet(models.QuerySet):
     def for_pair(self, sender: str, recipient: str) -> ConversationQuerySet:
         return self.filter(sender=sender, recipient=recipient)
+
+    def matching(self, search: str) -> ConversationQuerySet:
+        """What staff mean by a search: the sender's number however they write it, or its
+        Caller's name in any case and accents, on any channel (by sender_number)."""
+        named = Caller.objects.filter(name_search__contains=search_key(search)).values("phone_number")
+        return self.filter(Q(sender_number__in=named) | Q(sender__contains=number_search(search)))
 
     def with_caller(self) -> ConversationQuerySet:
         """Annotate the sender's Caller name and blocked flag (None when unknown)."""

@@ -16,10 +16,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from conversations.admin.sending import FORCE_HINT, SendTextForm, send_texts, text_send
-from conversations.models import Caller, Conversation, ConversationQuerySet, search_key
+from conversations.models import Caller, Conversation, ConversationQuerySet
 from conversations.outbound import QuietHoursError, SendError
 from conversations.pairs import bot_resume, conversation_end
-from conversations.phone import number_search
 from conversations.refusals import deliverable_mark
 
 # Texts per page of a conversation's thread: 2,000 texts on one page made it 3.5 MB.
@@ -218,11 +217,7 @@ class ConversationAdmin(ReadOnlyAdmin):
     ) -> tuple[QuerySet[Conversation], bool]:
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if search_term:
-            named = Caller.objects.filter(name_search__contains=search_key(search_term)).values(
-                "phone_number"
-            )
-            queryset |= self.get_queryset(request).filter(sender__in=named)
-            queryset |= self.get_queryset(request).filter(sender__contains=number_search(search_term))
+            queryset |= cast(ConversationQuerySet, self.get_queryset(request)).matching(search_term)
         return queryset, may_have_duplicates
 
     @admin.display(description="Caller", ordering="caller")

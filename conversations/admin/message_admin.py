@@ -12,8 +12,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from conversations.admin.conversation_admin import ReadOnlyAdmin
-from conversations.models import Caller, Message, search_key
-from conversations.phone import number_search
+from conversations.models import Conversation, Message
 from conversations.redaction import message_redact
 
 
@@ -80,14 +79,8 @@ class MessageAdmin(ReadOnlyAdmin):
     ) -> tuple[QuerySet[Message], bool]:
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if search_term:
-            # Numbers however staff write them, and the sender's Caller name in any case or accents.
-            named = Caller.objects.filter(name_search__contains=search_key(search_term)).values(
-                "phone_number"
-            )
-            queryset |= self.get_queryset(request).filter(conversation__sender__in=named)
-            queryset |= self.get_queryset(request).filter(
-                conversation__sender__contains=number_search(search_term)
-            )
+            matching = Conversation.objects.matching(search_term)
+            queryset |= self.get_queryset(request).filter(conversation__in=matching)
         return queryset, may_have_duplicates
 
     @admin.display(description="Body")
