@@ -41,31 +41,13 @@ class DeployCheckTestCase(SimpleTestCase):
         self.assertIn("System check identified no issues (0 silenced).", result.stdout)
 
     def test_it_refuses_to_start_gunicorn_without_a_token(self) -> None:
-        env = {**os.environ, **PRODUCTION_ENV, "TWILIO_AUTH_TOKEN": "", "BIND": "127.0.0.1:0"}
-
-        result = subprocess.run(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
-            cwd=BASE_DIR,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = start_gunicorn(TWILIO_AUTH_TOKEN="", BIND="127.0.0.1:0")
 
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("TWILIO_AUTH_TOKEN is not set", result.stderr)
 
     def test_it_refuses_to_start_gunicorn_with_a_placeholder_secret_key(self) -> None:
-        env = {**os.environ, **PRODUCTION_ENV, "SECRET_KEY": "change-me-to-a-long-random-string"}
-
-        result = subprocess.run(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", "127.0.0.1:0"],
-            cwd=BASE_DIR,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = start_gunicorn(SECRET_KEY="change-me-to-a-long-random-string", BIND="127.0.0.1:0")
 
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("conversations.E002", result.stderr)
@@ -110,3 +92,15 @@ class HttpsTestCase(TestCase):
         self.assertEqual(response.status_code, 200)
         self.assertIn("text/css", response["Content-Type"])
         self.assertEqual(response["Content-Encoding"], "gzip")
+
+
+def start_gunicorn(**env: str) -> subprocess.CompletedProcess[str]:
+    """Start gunicorn as production does, with these settings changed; it must stop by itself."""
+    return subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+        cwd=BASE_DIR,
+        env={**os.environ, **PRODUCTION_ENV, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
