@@ -155,31 +155,13 @@ class Conversation(models.Model):
         super().save(*args, **kwargs)
 
 
-# Twilio's statuses of an outbound text, in the order they can happen. Callbacks may arrive
-# out of order, so a status never replaces a later one.
-STATUS_ORDER = {
-    "": 0,
-    "accepted": 1,
-    "scheduled": 1,
-    "queued": 2,
-    "sending": 3,
-    "sent": 4,
-    "delivered": 5,
-    "undelivered": 5,
-    "failed": 5,
-    "canceled": 5,
-    "partially_delivered": 5,
-    "read": 6,
-}
-
-
 class MessageQuerySet(models.QuerySet):
     def advance_status(self, status: str, error: str = "") -> int:
         """Move the messages to a status later than theirs; return how many moved."""
-        rank = STATUS_ORDER.get(status)
+        rank = Message.STATUS_ORDER.get(status)
         if rank is None:
             return 0
-        earlier = [name for name, order in STATUS_ORDER.items() if order < rank]
+        earlier = [name for name, order in Message.STATUS_ORDER.items() if order < rank]
         return self.filter(status__in=earlier).update(status=status, error=error)
 
     def from_twilio(self, sender: str) -> MessageQuerySet:
@@ -196,6 +178,52 @@ class Message(models.Model):
         INBOUND = "inbound"
         OUTBOUND = "outbound"
 
+    class Status(models.TextChoices):
+        """An inbound text is received; an outbound one goes through our outbox (scheduled,
+        pending, sending, unknown) and then Twilio's own statuses."""
+
+        RECEIVED = "received"
+        SCHEDULED = "scheduled"
+        PENDING = "pending"
+        SENDING = "sending"
+        ACCEPTED = "accepted"
+        QUEUED = "queued"
+        SENT = "sent"
+        DELIVERED = "delivered"
+        READ = "read"
+        PARTIALLY_DELIVERED = "partially_delivered", "Partially delivered"
+        UNDELIVERED = "undelivered"
+        FAILED = "failed"
+        CANCELED = "canceled"
+        UNKNOWN = "unknown", "Unknown (may have been sent)"
+
+    class Outcome(models.TextChoices):
+        """What the app decided about an inbound text, kept so that no page works it out again."""
+
+        COUNTED = "counted"
+        PAUSED = "paused", "Counted, bot paused (staff have the conversation)"
+        BLOCKED = "blocked", "Blocked caller"
+        OPTED_OUT = "opted_out", "Opted out (STOP)"
+        IGNORED_OPTED_OUT = "ignored_opted_out", "Ignored while opted out"
+        HELP = "help", "HELP (Twilio answers)"
+
+    # Twilio's statuses of an outbound text, in the order they can happen. Callbacks may
+    # arrive out of order, so a status never replaces a later one.
+    STATUS_ORDER = {
+        "": 0,
+        Status.ACCEPTED: 1,
+        Status.SCHEDULED: 1,
+        Status.QUEUED: 2,
+        Status.SENDING: 3,
+        Status.SENT: 4,
+        Status.DELIVERED: 5,
+        Status.UNDELIVERED: 5,
+        Status.FAILED: 5,
+        Status.CANCELED: 5,
+        Status.PARTIALLY_DELIVERED: 5,
+        Status.READ: 6,
+    }
+
     # No index of its own: "message_history" below starts with this column and serves it.
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False
@@ -207,7 +235,10 @@ class Message(models.Model):
     body = models.TextField(blank=True)
     media_urls = models.JSONField(default=list, blank=True)
     reply = models.TextField(blank=True, help_text="What the app answered (empty: no reply).")
-    status = models.CharField(max_length=20, blank=True)
+    status = models.CharField(max_length=20, blank=True, choices=Status.choices)
+    # Empty for outbound texts, and for inbound ones recorded before outcomes were kept
+    # whose outcome could not be known afterwards.
+    outcome = models.CharField(max_length=20, blank=True, default="", choices=Outcome.choices)
     error = models.CharField(max_length=200, blank=True, help_text="Why Twilio did not deliver it.")
     num_segments = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="How many SMS segments Twilio counted (inbound: NumSegments)."

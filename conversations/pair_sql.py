@@ -139,6 +139,7 @@ def insert_inbound_message(
     body: str,
     media_urls: list[str],
     reply: str,
+    outcome: str,
     now: datetime,
     simulated: bool = False,
     num_segments: int | None = None,
@@ -147,9 +148,9 @@ def insert_inbound_message(
     with db.cursor() as cursor:
         cursor.execute(
             f"""INSERT INTO {Message._meta.db_table}
-                (conversation_id, direction, sid, body, media_urls, reply, status, error, simulated,
-                 num_segments, created_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, '', %s, %s, %s)""",
+                (conversation_id, direction, sid, body, media_urls, reply, status, outcome, error,
+                 simulated, num_segments, created_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '', %s, %s, %s)""",
             [
                 conversation_id,
                 Message.Direction.INBOUND.value,
@@ -157,7 +158,8 @@ def insert_inbound_message(
                 body,
                 db.ops.adapt_json_value(media_urls, None),
                 reply,
-                "received",
+                Message.Status.RECEIVED.value,
+                str(outcome),
                 simulated,
                 num_segments,
                 _datetime(db, now),

@@ -42,6 +42,7 @@ from conversations.sessions import PairSessionStore
 from conversations.texts import BadText, InboundText, Keyword
 
 T = TypeVar("T")
+Outcome = Message.Outcome
 # Computes the reply to a counted text from its locked conversation and window session.
 Answer = Callable[[Conversation, PairSessionStore], str | None]
 
@@ -52,7 +53,8 @@ ATTEMPTS = 3
 
 @dataclasses.dataclass
 class Turn:
-    """What became of one text: the outcome for the log, the reply, the window's session."""
+    """What became of one text: the outcome for the log (a recorded Message.Outcome, or
+    "repeat"), the reply, the window's session."""
 
     outcome: str
     reply: str | None = None
@@ -107,22 +109,22 @@ def _receive_locked(text: InboundText, answer: Answer) -> Turn:
     uncounted = _why_not_counted(conversation, text)
     if uncounted:
         pair_sql.update_conversation(conversation)
-        _record(conversation, text, None, now)
+        _record(conversation, text, None, uncounted, now)
         return Turn(uncounted)
 
     store = _window_session(pair, now)
     conversation.window_count += 1
     conversation.lifetime_count += 1
     reply = answer(conversation, store)
-    outcome = "counted"
+    outcome = Outcome.COUNTED
     if conversation.bot_paused_until is not None and conversation.bot_paused_until > now:
         # Staff have the conversation: the handler's state moves on with the count, so the
         # bot picks up where the pair is when it resumes, but its words are not sent.
-        reply, outcome = None, "paused"
+        reply, outcome = None, Outcome.PAUSED
     store.save()
     conversation.session_id = store.session_key
     pair_sql.update_conversation(conversation)
-    _record(conversation, text, reply, now)
+    _record(conversation, text, reply, outcome, now)
     return Turn(outcome, reply=reply, session_key=store.session_key)
 
 
@@ -146,7 +148,7 @@ def _lock_pair(sender: str, recipient: str, *, sid: str | None = None, now: date
     return LockedPair(conversation, live.session_data if live else None)
 
 
-def _why_not_counted(conversation: Conversation, text: InboundText) -> str | None:
+def _why_not_counted(conversation: Conversation, text: InboundText) -> Outcome | None:
     """The outcome of a text that gets no count and no reply; None for one that does.
 
     Opt-out keywords change the conversation first, as Twilio applies them whoever sends them.
@@ -154,15 +156,15 @@ def _why_not_counted(conversation: Conversation, text: InboundText) -> str | Non
     keyword = text.keyword
     if keyword is Keyword.OPT_OUT:
         conversation.opted_out = True
-        return "opted_out"
+        return Outcome.OPTED_OUT
     if keyword is Keyword.OPT_IN:
         conversation.opted_out = False
     if conversation.caller_blocked:
-        return "blocked"
+        return Outcome.BLOCKED
     if keyword is Keyword.HELP:
-        return "help"  # Twilio answers HELP itself.
+        return Outcome.HELP  # Twilio answers HELP itself.
     if conversation.opted_out:
-        return "ignored_opted_out"  # Twilio would refuse to deliver a reply anyway.
+        return Outcome.IGNORED_OPTED_OUT  # Twilio would refuse to deliver a reply anyway.
     return None
 
 
@@ -185,13 +187,16 @@ def _repeat(conversation: Conversation, text: InboundText) -> Turn:
     return Turn("repeat", reply=first.reply or None, session_key=conversation.session_id)
 
 
-def _record(conversation: Conversation, text: InboundText, reply: str | None, now: datetime) -> None:
+def _record(
+    conversation: Conversation, text: InboundText, reply: str | None, outcome: Outcome, now: datetime
+) -> None:
     pair_sql.insert_inbound_message(
         conversation.pk,
         sid=text.sid,
         body=text.body,
         media_urls=text.media_urls,
         reply=reply or "",
+        outcome=outcome,
         now=now,
         simulated=text.simulated,
         num_segments=text.num_segments,

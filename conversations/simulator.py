@@ -36,13 +36,9 @@ from django.views.decorators.http import require_http_methods
 from conversations.as_twilio import DEFAULT_RECIPIENT, DEFAULT_SENDER, CookieJars, Rejected, send_as_twilio
 from conversations.models import Caller, Conversation, Message
 from conversations.phone import address_from_input, number_of
-from conversations.texts import Keyword, keyword_of
 
 JARS_KEY = "simulator_cookie_jars"
 PAIR_KEY = "simulator_pair"
-# Why the latest texts got no reply, by MessageSid: worked out right after each was sent.
-WHY_KEY = "simulator_why_no_reply"
-WHY_KEPT = 20
 THREAD_LENGTH = 100
 PERMISSION = "conversations.use_simulator"
 
@@ -134,12 +130,9 @@ def _send(request: HttpRequest) -> HttpResponse:
     media = [form.cleaned_data["media_url"]] if form.cleaned_data["media_url"] else []
     jars = CookieJars(request.session.get(JARS_KEY))
     try:
-        delivery = send_as_twilio(form.cleaned_data["body"], sender, recipient, jars=jars, media=media)
+        send_as_twilio(form.cleaned_data["body"], sender, recipient, jars=jars, media=media)
     except Rejected as error:
         messages.error(request, f"Not delivered: {error}")
-    else:
-        if delivery.reply is None:
-            _remember_why(request, delivery.sid)
     # Reassigned, not changed in place, so the session knows to save it.
     request.session[JARS_KEY] = jars.to_dict(time.time())
     # Back to the thread with a GET, so a reload never sends the text again.
@@ -147,28 +140,23 @@ def _send(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(f"{reverse('simulator')}?{query}")
 
 
+# Why the app did not answer a text, by the outcome the webhook recorded for it.
+NO_REPLY_BECAUSE: dict[str, str] = {
+    Message.Outcome.OPTED_OUT: "This text opted the conversation out: Twilio confirms it, the app stays silent until START.",
+    Message.Outcome.BLOCKED: "The sender is blocked: the app records their texts but does not answer.",
+    Message.Outcome.HELP: "HELP and INFO are answered by Twilio itself, not by the app.",
+    Message.Outcome.IGNORED_OPTED_OUT: "This conversation is opted out: the app answers again after START.",
+    Message.Outcome.PAUSED: (
+        "Staff have taken over this conversation: the text was counted, and the bot answers "
+        "again when the pause ends or staff resume it."
+    ),
+    Message.Outcome.COUNTED: "The app chose not to answer.",
+}
+
+
 def why_no_reply(message: Message) -> str:
-    """Why the app did not answer a text, from what the webhook recorded of it."""
-    conversation = message.conversation
-    number = conversation.sender_number
-    keyword = keyword_of(message.body)
-    if keyword is Keyword.OPT_OUT and conversation.opted_out:
-        return "This text opted the conversation out: Twilio confirms it, the app stays silent until START."
-    if number and Caller.objects.filter(phone_number=number, blocked=True).exists():
-        return "The sender is blocked: the app records their texts but does not answer."
-    if keyword is Keyword.HELP:
-        return "HELP and INFO are answered by Twilio itself, not by the app."
-    if conversation.opted_out:
-        return "This conversation is opted out: the app answers again after START."
-    return "The app chose not to answer."
-
-
-def _remember_why(request: HttpRequest, sid: str) -> None:
-    message = Message.objects.select_related("conversation").filter(sid=sid).first()
-    if message is None or message.reply:
-        return
-    kept = list(request.session.get(WHY_KEY, {}).items())[-(WHY_KEPT - 1) :]
-    request.session[WHY_KEY] = {**dict(kept), sid: why_no_reply(message)}
+    """Why the app did not answer a text, as the webhook recorded it."""
+    return NO_REPLY_BECAUSE.get(message.outcome, "No reply.")
 
 
 def _default_pair() -> dict[str, str]:
@@ -187,11 +175,7 @@ def _page(request: HttpRequest, pair: PairForm, form: TextForm, status: int = 20
         "pair": pair,
         "form": form,
         "sender_name": _names([sender]).get(sender) if may_view_callers else None,
-        "thread": (
-            _thread(sender, recipient, request.session.get(WHY_KEY, {}))
-            if user.has_perm("conversations.view_message")
-            else None
-        ),
+        "thread": (_thread(sender, recipient) if user.has_perm("conversations.view_message") else None),
         "callers": Caller.objects.order_by("name")[:500] if may_view_callers else None,
         "recent": (
             _recent(with_names=may_view_callers) if user.has_perm("conversations.view_conversation") else None
@@ -210,7 +194,7 @@ class Entry:
     why_no_reply: str
 
 
-def _thread(sender: str, recipient: str, why: dict[str, str]) -> list[Entry]:
+def _thread(sender: str, recipient: str) -> list[Entry]:
     """The pair's latest texts and replies, oldest first, as a phone shows them."""
     latest = (
         Message.objects.filter(conversation__sender=sender, conversation__recipient=recipient)
@@ -222,10 +206,7 @@ def _thread(sender: str, recipient: str, why: dict[str, str]) -> list[Entry]:
         Conversation.objects.for_pair(sender, recipient).values_list("window_started_at", flat=True).first()
     )
     beginnings = _window_beginnings(messages_, started)
-    return [
-        Entry(message, message.pk in beginnings, why.get(message.sid or "", "No reply."))
-        for message in messages_
-    ]
+    return [Entry(message, message.pk in beginnings, why_no_reply(message)) for message in messages_]
 
 
 def _window_beginnings(messages_: list[Message], current_started: datetime | None) -> set[int]:

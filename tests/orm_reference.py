@@ -50,11 +50,15 @@ def receive(params: dict[str, str], handler: Callable[[object], str | None]) -> 
         opt_out_type = params.get("OptOutType", "").upper()
         if word in STOP or opt_out_type == "STOP":
             conversation.opted_out = True
-            return _uncounted(conversation, params, now)
+            return _uncounted(conversation, params, Message.Outcome.OPTED_OUT, now)
         if word in START or opt_out_type == "START":
             conversation.opted_out = False
-        if (caller and caller.blocked) or word in HELP or opt_out_type == "HELP" or conversation.opted_out:
-            return _uncounted(conversation, params, now)
+        if caller and caller.blocked:
+            return _uncounted(conversation, params, Message.Outcome.BLOCKED, now)
+        if word in HELP or opt_out_type == "HELP":
+            return _uncounted(conversation, params, Message.Outcome.HELP, now)
+        if conversation.opted_out:
+            return _uncounted(conversation, params, Message.Outcome.IGNORED_OPTED_OUT, now)
 
         live = Session.objects.filter(pk=conversation.session_id, expire_date__gt=now).first()
         if live is not None:
@@ -72,22 +76,26 @@ def receive(params: dict[str, str], handler: Callable[[object], str | None]) -> 
             sms=types.SimpleNamespace(sender=sender, recipient=recipient, body=body, sid=sid),
         )
         reply = handler(request)
+        outcome = Message.Outcome.COUNTED
         if conversation.bot_paused_until and conversation.bot_paused_until > now:
-            reply = None  # Staff have the conversation: counted, state kept, nothing sent.
+            # Staff have the conversation: counted, state kept, nothing sent.
+            reply, outcome = None, Message.Outcome.PAUSED
         store.save()
         conversation.session_id = store.session_key
         conversation.save()
-        _record(conversation, params, reply or "", now)
+        _record(conversation, params, reply or "", outcome, now)
         return reply
 
 
-def _uncounted(conversation: Conversation, params: dict[str, str], now: object) -> None:
+def _uncounted(conversation: Conversation, params: dict[str, str], outcome: str, now: object) -> None:
     conversation.save()
-    _record(conversation, params, "", now)
+    _record(conversation, params, "", outcome, now)
     return None
 
 
-def _record(conversation: Conversation, params: dict[str, str], reply: str, now: object) -> None:
+def _record(
+    conversation: Conversation, params: dict[str, str], reply: str, outcome: str, now: object
+) -> None:
     count = int(params.get("NumMedia", "0"))
     Message.objects.create(
         conversation=conversation,
@@ -96,7 +104,8 @@ def _record(conversation: Conversation, params: dict[str, str], reply: str, now:
         body=params.get("Body", ""),
         media_urls=[params[f"MediaUrl{i}"] for i in range(count)],
         reply=reply,
-        status="received",
+        status=Message.Status.RECEIVED,
+        outcome=outcome,
         num_segments=_num_segments(params.get("NumSegments", "")),
     )
 

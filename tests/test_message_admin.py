@@ -89,3 +89,9 @@ class MessageAdminTestCase(TwilioTestCase):
         self.assertEqual([m.body for m in response.context["cl"].result_list], ["Never mind"])
         self.assertContains(response, '<td class="field-simulated">')
         self.assertEqual(self.listed(simulated__exact="0"), ["It's in the hangar", "Where is the falcon?"])
+
+    def test_it_filters_texts_by_the_outcome_the_webhook_recorded(self) -> None:
+        self.twilio.text("HELP", sid=sid_of(3))
+
+        self.assertEqual(self.listed(outcome="help"), ["HELP"])
+        self.assertEqual(self.listed(outcome="counted"), ["Never mind", "Where is the falcon?"])

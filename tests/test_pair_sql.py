@@ -63,13 +63,20 @@ class PairSqlTestCase(TestCase):
 
         pair_sql.update_session_data("k" * 32, "new", expire)
         pair_sql.insert_inbound_message(
-            self.conversation.pk, sid="SM2", body="hi", media_urls=["https://m/1"], reply="r", now=self.now
+            self.conversation.pk,
+            sid="SM2",
+            body="hi",
+            media_urls=["https://m/1"],
+            reply="r",
+            outcome=Message.Outcome.COUNTED,
+            now=self.now,
         )
 
         self.assertEqual(Session.objects.get().expire_date, expire)
         message = Message.objects.get(sid="SM2")
         self.assertEqual(
-            (message.created_at, message.media_urls, message.status), (self.now, ["https://m/1"], "received")
+            (message.created_at, message.media_urls, message.status, message.outcome),
+            (self.now, ["https://m/1"], Message.Status.RECEIVED, Message.Outcome.COUNTED),
         )
         self.assertTrue(Session.objects.filter(expire_date__gt=self.now).exists())
 

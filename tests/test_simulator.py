@@ -214,6 +214,25 @@ class SimulatorWhyNoReplyTestCase(SimulatorTestCase):
 
         self.assertContains(response, "HELP and INFO are answered by Twilio itself")
 
+    def test_it_says_staff_have_taken_over_a_paused_conversation(self) -> None:
+        self.text("hello")
+        Conversation.objects.update(bot_paused_until=timezone.now() + timedelta(minutes=30))
+
+        response = self.text("Anyone there?")
+
+        self.assertContains(response, "Staff have taken over this conversation")
+        self.assertNotContains(response, "The app chose not to answer")
+
+    def test_it_says_why_from_the_recorded_outcome_even_after_the_caller_changed(self) -> None:
+        caller = Caller.objects.create(phone_number=SENDER, name="Kylo", blocked=True)
+        self.text("hello")
+        caller.blocked = False
+        caller.save()
+
+        response = self.open()
+
+        self.assertContains(response, "The sender is blocked")
+
     def test_it_marks_where_a_new_conversation_began(self) -> None:
         self.text("one")
         self.text("two")

@@ -25,9 +25,10 @@ class MessageAdmin(ReadOnlyAdmin):
         "body_start",
         "reply_start",
         "status",
+        "outcome",
         "simulated",
     )
-    list_filter = ("direction", "simulated", "created_at", "status")
+    list_filter = ("direction", "simulated", "created_at", "status", "outcome")
     search_fields = ("body", "reply", "sid", "conversation__sender")
     list_select_related = ("conversation",)
     date_hierarchy = "created_at"
@@ -41,6 +42,7 @@ class MessageAdmin(ReadOnlyAdmin):
         "media_urls",
         "reply",
         "status",
+        "outcome",
         "error",
     )
     readonly_fields = fields
