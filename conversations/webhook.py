@@ -71,10 +71,12 @@ def sms_conversation(handler: Handler) -> Callable[[HttpRequest], HttpResponse]:
             return _unavailable(text, error, started)
         response = twiml(turn.reply)
         cookie = _cookie_state(request, turn.session_key)
+        # The pair's session was saved under the pair's lock, and its cookie is set here: the
+        # session middleware must do neither again on the way out, whatever SESSION_* says (a
+        # save after the lock could undo a later text's count; its cookie would replace the
+        # pair's, or delete it when Twilio's was garbage). Given no session, it does nothing.
+        vars(request).pop("session", None)
         if turn.session_key:
-            # Hand the session middleware a saved store, so that on the way out it neither
-            # saves it again nor deletes the cookie when Twilio's was garbage.
-            request.session = PairSessionStore(turn.session_key)
             set_pair_cookie(response, request, turn.session_key)
         _log(text, turn.outcome, started, cookie)
         return response
