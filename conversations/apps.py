@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class ConversationsConfig(AppConfig):
@@ -7,3 +8,10 @@ class ConversationsConfig(AppConfig):
 
     def ready(self) -> None:
         from conversations import checks  # noqa: F401  (registers the system checks)
+
+        # Here rather than in settings: once Django is set up, in every process that loads
+        # the app (web server, worker, commands), before the first request or task.
+        if settings.SENTRY_DSN:
+            from conversations.error_reports import init_sentry
+
+            init_sentry(settings.SENTRY_DSN)

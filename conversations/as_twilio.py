@@ -5,7 +5,7 @@ what Twilio exercises: the whole middleware and URL stack (in-process, or over H
 running server), Twilio's parameters with a fresh MessageSid, an X-Twilio-Signature made with
 TWILIO_AUTH_TOKEN over the URL called, and the pair's cookies kept the way Twilio keeps them:
 one jar per To/From pair, honouring Max-Age, never longer than 4 hours. One parameter Twilio
-never sends marks each text as simulated (see signatures.SIMULATOR_MARK).
+never sends marks each text as simulated (simulated.py).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from django.urls import reverse
 from twilio.request_validator import RequestValidator
 
 from conversations.segments import segments_of
-from conversations.signatures import SIMULATOR_MARK, simulator_mark
+from conversations.simulated import SIMULATOR_MARK, simulator_mark
 
 # Twilio's own test number as the recipient ("To", the app's number) and a San Francisco sender.
 DEFAULT_SENDER = "+14155551234"

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.core.checks import Error, register
 from django.core.exceptions import ImproperlyConfigured
 
+from conversations.quiet_hours import quiet_hours_of
+
 
 @register()
 def check_twilio_auth_token(**kwargs: Any) -> list[Error]:
@@ -65,3 +67,36 @@ def check_secret_key(**kwargs: Any) -> list[Error]:
             id="conversations.E002",
         )
     ]
+
+
+SMS_BACKENDS = ("twilio", "console")
+
+
+@register()
+def check_sms_backend(**kwargs: Any) -> list[Error]:
+    # Checked here, once, rather than by the first text the app sends.
+    backend = settings.SMS_BACKEND
+    if backend in SMS_BACKENDS:
+        return []
+    return [
+        Error(
+            f"SMS_BACKEND must be twilio or console, not {backend!r}.",
+            hint="twilio sends through Twilio's REST API; console logs each text instead.",
+            id="conversations.E003",
+        )
+    ]
+
+
+@register()
+def check_quiet_hours(**kwargs: Any) -> list[Error]:
+    try:
+        quiet_hours_of(settings.QUIET_HOURS)
+    except ImproperlyConfigured as problem:
+        return [
+            Error(
+                str(problem),
+                hint="Leave QUIET_HOURS empty for none.",
+                id="conversations.E004",
+            )
+        ]
+    return []

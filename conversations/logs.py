@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import logging.config
 import re
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponse
 
 from conversations.phone import mask
-
-if TYPE_CHECKING:  # Settings import this module, before Django is set up.
-    from django.http import HttpRequest, HttpResponse
 
 # C0 and C1 controls, DEL, and the Unicode line and paragraph separators, which some log
 # viewers also break lines at.
@@ -107,36 +109,21 @@ class PlainFormatter(logging.Formatter):
         return line
 
 
-LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+LOG_FORMATS = ("plain", "json")
 
 
-def logging_config(level: str = "INFO", fmt: str = "plain") -> dict[str, Any]:
-    """The LOGGING setting: everything to stderr at `level`, as plain lines or JSON."""
-    if fmt not in {"plain", "json"}:
-        raise ValueError(f"LOG_FORMAT must be plain or json, not {fmt!r}.")
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "filters": {"text_context": {"()": TextContextFilter}},
-        "formatters": {
-            "plain": {"()": PlainFormatter, "format": LINE_FORMAT},
-            # One JSON object a line, for log shippers; the traceback is its exc_info field.
-            "json": {"()": "pythonjsonlogger.json.JsonFormatter", "format": LINE_FORMAT},
-        },
-        "handlers": {
-            "stderr": {
-                "class": "logging.StreamHandler",
-                "stream": "ext://sys.stderr",
-                "formatter": fmt,
-                "filters": ["text_context"],
-            }
-        },
-        "root": {"handlers": ["stderr"], "level": level},
-        "loggers": {
-            # Unhandled errors ("Internal Server Error", with the traceback) reach the root
-            # handler; Django's own console handler would print them twice under runserver.
-            "django": {"level": level},
-            # Its INFO records hold whole API requests, numbers and message bodies included.
-            "twilio": {"level": "WARNING"},
-        },
-    }
+def configure(config: dict[str, Any]) -> None:
+    """LOGGING_CONFIG: dictConfig, once LOG_FORMAT and LOG_LEVEL are known to be good.
+
+    Django configures logging before any system check runs, and dictConfig's own words for
+    a bad formatter or level ("Unable to configure handler 'stderr'") name neither setting:
+    so they are refused here, in every process, with a message that does.
+    """
+    fmt, level = getattr(settings, "LOG_FORMAT", "plain"), getattr(settings, "LOG_LEVEL", "INFO")
+    if fmt not in LOG_FORMATS:
+        raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {fmt!r}.")
+    if level not in logging.getLevelNamesMapping():
+        raise ImproperlyConfigured(
+            f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {level!r}."
+        )
+    logging.config.dictConfig(config)

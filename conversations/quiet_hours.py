@@ -1,16 +1,18 @@
 """Quiet hours: no text the app starts reaches someone at night, by their own clock.
 
-QUIET_HOURS (`21:00-08:00`; empty: off) is read in the recipient's local time, from their
-number's region (phonenumbers' time-zone data). A number whose region spans several zones
-(most of the US and Canada share +1 without a way to tell them apart for some area codes,
-Russia has eleven), or none, is read in the site's TIME_ZONE: one zone the operator chose,
-rather than a guess among several. Replies to inbound texts never come here: they answer a
-text someone just sent.
+QUIET_HOURS (`21:00-08:00`; empty: off) is a plain string in the settings, read here where
+it is used; `manage.py check` refuses a malformed one (conversations.E004). It is read in the
+recipient's local time, from their number's region (phonenumbers' time-zone data). A number
+whose region spans several zones (most of the US and Canada share +1 without a way to tell
+them apart for some area codes, Russia has eleven), or none, is read in the site's TIME_ZONE:
+one zone the operator chose, rather than a guess among several. Replies to inbound texts
+never come here: they answer a text someone just sent.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from datetime import datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -39,8 +41,14 @@ class QuietHours:
         return moment >= self.start or moment < self.end  # Across midnight.
 
 
+def configured() -> QuietHours | None:
+    """The QUIET_HOURS setting, read; None when texts never wait."""
+    return quiet_hours_of(settings.QUIET_HOURS)
+
+
+@functools.lru_cache(maxsize=16)  # Read once per value, not once per text sent.
 def quiet_hours_of(value: str) -> QuietHours | None:
-    """QUIET_HOURS as settings read it: `HH:MM-HH:MM` on a 24-hour clock, or empty for none."""
+    """QUIET_HOURS read: `HH:MM-HH:MM` on a 24-hour clock, or empty for none."""
     if not value.strip():
         return None
     match = HOURS.match(value)
@@ -72,7 +80,7 @@ def zone_of(number: str) -> ZoneInfo:
 
 def quiet_hours_refusal(their_number: str, *, now: datetime | None = None) -> str | None:
     """Why a text to this number must wait, or None when it may go now."""
-    quiet: QuietHours | None = settings.QUIET_HOURS
+    quiet = configured()
     if quiet is None:
         return None
     zone = zone_of(their_number)

@@ -211,11 +211,19 @@ class PairSessionStore(SessionStore):
     def get_session_cookie_age(self) -> int:
         return settings.CONVERSATION_TIMEOUT
 
+    def load(self) -> dict[str, Any]:
+        # Only a cached engine keeps the cache's copies current (on commit, in save()); any
+        # other would leave a copy made here to be read back, stale, by the next load().
+        return super().load() if uses_cache() else db.SessionStore.load(self)
+
     def save(self, must_create: bool = False) -> None:
         if must_create or self.session_key is None:
             db.SessionStore.save(self, must_create=must_create)
         else:
-            data = self.encode(self._get_session(no_load=True))
+            # Loaded first when it never was, as Django's stores do: saving keeps the data.
+            data = self.encode(self._get_session())
+            if self.session_key is None:  # Loading found it gone: nothing to update.
+                raise UpdateError
             if not pair_sql.update_session_data(self.session_key, data, self.get_expiry_date()):
                 raise UpdateError
             # Written; the session middleware must not write it again after the lock.

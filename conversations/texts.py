@@ -1,14 +1,16 @@
-"""A text as Twilio delivers it: its parameters, checked and typed once per request, and
-the keyword Twilio sees in it."""
+"""A text as Twilio delivers it: its parameters, checked and typed once per request, the
+shape Twilio always gives them, and the keyword Twilio sees in it."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 
+from django.conf import settings
 from django.http import QueryDict
 
-from conversations.signatures import SIMULATOR_MARK, simulator_mark_matches
+from conversations.simulated import SIMULATOR_MARK, simulator_mark_matches
 
 # Twilio's standard opt-out keywords: a single word, any case. Twilio itself answers them
 # (and HELP/INFO), and refuses to deliver replies to an opted-out number.
@@ -19,6 +21,26 @@ HELP_WORDS = frozenset({"HELP", "INFO"})
 
 class BadText(ValueError):
     """A webhook whose parameters cannot be a text; answered with 400."""
+
+
+# Twilio's SIDs: two letters for the kind, 32 hex digits (Twilio's own API spec allows either case).
+MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
+
+
+def not_from_twilio(params: QueryDict) -> str | None:
+    """Why signed parameters cannot be a request of Twilio's, or None when they can be.
+
+    Twilio's signature runs names and values together without separators, so whoever has
+    one signed request can move the boundaries between them (fold MessageSid into
+    FromZip's value, say) and the signature still holds. What Twilio always sends, in
+    the shape it always has, cannot go missing that way.
+    """
+    if not MESSAGE_SID.fullmatch(params.get("MessageSid", "")):
+        return "Missing or malformed MessageSid."
+    account = settings.TWILIO_ACCOUNT_SID
+    if account and params.get("AccountSid") != account:
+        return "AccountSid is not this app's account."
+    return None
 
 
 class Keyword(enum.Enum):

@@ -7,8 +7,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from conversations import health
 from conversations.models import Message
 from conversations.refusals import UNDELIVERABLE, delivery_failed, twilio_error
-from conversations.signatures import signed_by_twilio
-from conversations.webhook import SmsRequest, sms_conversation
+from conversations.webhook import SmsRequest, signed_by_twilio, sms_conversation
 
 
 @csrf_exempt

@@ -1,9 +1,16 @@
 """The HTTP side of a text: Twilio's webhook in, TwiML and the pair's cookie out.
 
+`signed_by_twilio` is the gate in front of every Twilio webhook (texts and status
+callbacks). It lives here, with the rest of the HTTP answers, rather than beside the
+checks it calls, because what it adds is their order and their answers: 400 for
+parameters that cannot be read strictly (checked here: raw bytes are HTTP's business),
+403 without Twilio's signature (signatures.py), 400 for signed parameters that are not
+Twilio-shaped (texts.not_from_twilio).
+
 `sms_conversation` makes a view of a handler. The view parses Twilio's parameters once
 (texts.py), hands the text to the pair's operations (pairs.py), and answers: TwiML with the
 reply and the window's cookie, 400 for what cannot be a text, 503 when nothing could be
-committed in time. Signature checks stay in front of it (signatures.py).
+committed in time.
 """
 
 from __future__ import annotations
@@ -14,10 +21,12 @@ import time
 from collections.abc import Callable
 from functools import wraps
 from typing import cast
+from urllib.parse import parse_qsl
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden, QueryDict
 from twilio.twiml.messaging_response import MessagingResponse
 
 from conversations.locks import DeadlinePassed
@@ -26,15 +35,63 @@ from conversations.models import Conversation
 from conversations.pairs import text_receive
 from conversations.phone import mask
 from conversations.sessions import PairSessionStore
-from conversations.signatures import signed_params
-from conversations.texts import BadText, InboundText
+from conversations.signatures import is_signed_by_twilio, signed_params
+from conversations.texts import BadText, InboundText, not_from_twilio
 
 logger = logging.getLogger(__name__)
+# The gate's rejections keep the logger name they have always been logged under.
+rejections = logging.getLogger("conversations.signatures")
 
 
 # What XML 1.0 allows in a document: Twilio refuses a reply that is not well-formed XML, and
 # a Caller name or a handler's reply may hold control characters.
 NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+View = Callable[[HttpRequest], HttpResponse]
+
+NON_ASCII_ESCAPE = re.compile(rb"%[89a-fA-F][0-9a-fA-F]")
+
+
+def signed_by_twilio(view: View) -> View:
+    """Answer 400 to unreadable requests, 403 to unsigned ones and 400 to signed ones that
+    Twilio cannot have sent, before the view runs."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest) -> HttpResponse:
+        try:
+            if _undecodable(request):
+                return HttpResponseBadRequest("Parameters are not valid UTF-8.")
+        except RequestDataTooBig:
+            return HttpResponseBadRequest("Request body too large.")
+        if not settings.TWILIO_REQUIRE_SIGNATURE:
+            return view(request)
+        if not is_signed_by_twilio(request):
+            rejections.warning(
+                "Rejected %s %s: missing or invalid X-Twilio-Signature", request.method, request.path
+            )
+            return HttpResponseForbidden("Missing or invalid X-Twilio-Signature.")
+        reason = not_from_twilio(request.POST if request.method == "POST" else request.GET)
+        if reason:
+            rejections.warning("Rejected %s %s: %s", request.method, request.path, reason)
+            return HttpResponseBadRequest(reason)
+        return view(request)
+
+    return wrapper
+
+
+def _undecodable(request: HttpRequest) -> bool:
+    # Django decodes form data leniently, swapping bad bytes for U+FFFD; a text must not be
+    # recorded garbled, so check the raw parameters strictly first.
+    # WSGI hands the query string over as latin-1 text; undo that to get the raw bytes.
+    raw = request.body if request.method == "POST" else request.META.get("QUERY_STRING", "").encode("latin-1")
+    if raw.isascii() and not NON_ASCII_ESCAPE.search(raw):
+        return False  # Only ASCII, escaped or not: nothing that can fail to decode.
+    try:
+        parse_qsl(raw.decode(), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 class SmsRequest(HttpRequest):
@@ -71,10 +128,12 @@ def sms_conversation(handler: Handler) -> Callable[[HttpRequest], HttpResponse]:
             return _unavailable(text, error, started)
         response = twiml(turn.reply)
         cookie = _cookie_state(request, turn.session_key)
+        # The pair's session was saved under the pair's lock, and its cookie is set here: the
+        # session middleware must do neither again on the way out, whatever SESSION_* says (a
+        # save after the lock could undo a later text's count; its cookie would replace the
+        # pair's, or delete it when Twilio's was garbage). Given no session, it does nothing.
+        vars(request).pop("session", None)
         if turn.session_key:
-            # Hand the session middleware a saved store, so that on the way out it neither
-            # saves it again nor deletes the cookie when Twilio's was garbage.
-            request.session = PairSessionStore(turn.session_key)
             set_pair_cookie(response, request, turn.session_key)
         _log(text, turn.outcome, started, cookie)
         return response

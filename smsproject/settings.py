@@ -10,10 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
-from django.core.exceptions import ImproperlyConfigured
-
-from conversations.logs import logging_config
-from conversations.quiet_hours import quiet_hours_of
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -194,9 +190,8 @@ TWILIO_WEBHOOK_BASE_URL = env("TWILIO_WEBHOOK_BASE_URL", default="")
 TWILIO_REQUIRE_SIGNATURE = bool(TWILIO_AUTH_TOKEN) or not DEBUG
 # How app-initiated texts leave, the way EMAIL_BACKEND works for mail: "twilio" (the REST
 # API) or "console" (logged and recorded as sent, no network; for development and demos).
+# Any other value is refused by `manage.py check` (conversations.E003).
 SMS_BACKEND = env("SMS_BACKEND", default="console" if DEBUG and not TWILIO_ACCOUNT_SID else "twilio")
-if SMS_BACKEND not in ("twilio", "console"):
-    raise ImproperlyConfigured(f"SMS_BACKEND must be twilio or console, not {SMS_BACKEND!r}.")
 
 # Simulator: /simulator/ for staff with its permission; off in production unless switched on.
 SIMULATOR_ENABLED = env.bool("SIMULATOR_ENABLED", default=DEBUG)
@@ -212,21 +207,47 @@ PHONENUMBER_DEFAULT_REGION = PHONE_DEFAULT_REGION
 CONVERSATION_TIMEOUT = min(env.int("CONVERSATION_TIMEOUT", default=14400), 14400)
 # Texts the app starts wait while it is night where the recipient is (`21:00-08:00`, in their
 # number's time zone, else TIME_ZONE); empty: never. Replies to inbound texts never wait.
-QUIET_HOURS = quiet_hours_of(env("QUIET_HOURS", default=""))
+# Read by conversations/quiet_hours.py; `manage.py check` refuses a malformed value (E004).
+QUIET_HOURS = env("QUIET_HOURS", default="")
 # The largest CSV of callers the admin imports (bytes); a bigger file is refused unread.
 CALLER_IMPORT_MAX_BYTES = env.int("CALLER_IMPORT_MAX_BYTES", default=2 * 1024 * 1024)
 # Seconds the bot stays quiet in a conversation after staff text in it (0: it never pauses).
 HANDOFF_PAUSE = env.int("HANDOFF_PAUSE", default=1800)
 
 # Logging: everything to stderr (one line per webhook at INFO, tracebacks of unhandled
-# errors), plain or JSON (LOG_FORMAT=json); see conversations/logs.py.
-LOGGING = logging_config(
-    level=env("LOG_LEVEL", default="INFO").upper(), fmt=env("LOG_FORMAT", default="plain")
-)
+# errors), plain or JSON (LOG_FORMAT=json); see conversations/logs.py, whose configure()
+# refuses any other LOG_FORMAT or LOG_LEVEL with a clear message before dictConfig runs.
+LOG_LEVEL = env("LOG_LEVEL", default="INFO").upper()
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+LOGGING_CONFIG = "conversations.logs.configure"
+_LOG_LINE = "%(asctime)s %(levelname)s %(name)s %(message)s"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"text_context": {"()": "conversations.logs.TextContextFilter"}},
+    "formatters": {
+        "plain": {"()": "conversations.logs.PlainFormatter", "format": _LOG_LINE},
+        # One JSON object a line, for log shippers; the traceback is its exc_info field.
+        "json": {"()": "pythonjsonlogger.json.JsonFormatter", "format": _LOG_LINE},
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "formatter": LOG_FORMAT,
+            "filters": ["text_context"],
+        }
+    },
+    "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
+    "loggers": {
+        # Unhandled errors ("Internal Server Error", with the traceback) reach the root
+        # handler; Django's own console handler would print them twice under runserver.
+        "django": {"level": LOG_LEVEL},
+        # Its INFO records hold whole API requests, numbers and message bodies included.
+        "twilio": {"level": "WARNING"},
+    },
+}
 
-# Error reports to Sentry, when SENTRY_DSN is set: no phone numbers, no message bodies.
+# Error reports to Sentry, when SENTRY_DSN is set (started by the app once Django is set
+# up: conversations/apps.py): no phone numbers, no message bodies.
 SENTRY_DSN = env("SENTRY_DSN", default="")
-if SENTRY_DSN:
-    from conversations.error_reports import init_sentry
-
-    init_sentry(SENTRY_DSN)

@@ -140,7 +140,7 @@ class AdminBrowserTestCase(BrowserTestCase):
         here = datetime.now(ZoneInfo("America/Los_Angeles"))
         quiet = QuietHours((here - timedelta(hours=1)).time(), (here + timedelta(hours=1)).time())
         conversation = self.a_conversation()
-        with override_settings(QUIET_HOURS=quiet):
+        with override_settings(QUIET_HOURS=str(quiet)):
             page = self.log_in(f"/admin/conversations/conversation/{conversation.pk}/change/")
             page.fill("#send-text textarea", "Your part is in.")
             page.click("#send-text input[type=submit]")

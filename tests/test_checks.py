@@ -92,3 +92,41 @@ class SecretKeyCheckTestCase(SimpleTestCase):
 
         self.assertEqual(result.returncode, 1)
         self.assertIn("SECRET_KEY is empty, but DEBUG is off.", result.stderr)
+
+
+class SmsBackendCheckTestCase(SimpleTestCase):
+    @override_settings(SMS_BACKEND="carrier-pigeon")
+    def test_it_refuses_a_backend_it_does_not_know(self) -> None:
+        with self.assertRaisesMessage(SystemCheckError, "conversations.E003"):
+            call_command("check")
+
+    def test_it_passes_twilio_and_the_console(self) -> None:
+        for backend in ("twilio", "console"):
+            with self.subTest(backend=backend), override_settings(SMS_BACKEND=backend):
+                call_command("check")
+
+
+class QuietHoursCheckTestCase(SimpleTestCase):
+    def test_it_refuses_what_is_not_two_times(self) -> None:
+        for value in ("9pm-8am", "21:00", "21:00-21:00"):
+            with (
+                self.subTest(value=value),
+                override_settings(QUIET_HOURS=value),
+                self.assertRaisesMessage(SystemCheckError, "conversations.E004"),
+            ):
+                call_command("check")
+
+    def test_it_says_what_a_good_value_looks_like(self) -> None:
+        with (
+            override_settings(QUIET_HOURS="9pm-8am"),
+            self.assertRaisesMessage(
+                SystemCheckError,
+                "QUIET_HOURS must be two times on a 24-hour clock, like 21:00-08:00, not '9pm-8am'.",
+            ),
+        ):
+            call_command("check")
+
+    def test_it_passes_hours_or_none(self) -> None:
+        for value in ("21:00-08:00", ""):
+            with self.subTest(value=value), override_settings(QUIET_HOURS=value):
+                call_command("check")

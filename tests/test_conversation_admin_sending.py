@@ -6,7 +6,6 @@ from unittest import mock
 from django.test import override_settings
 
 from conversations.models import Conversation, Message
-from conversations.quiet_hours import quiet_hours_of
 from tests.factories import superuser
 from tests.fake_twilio_api import FakeTwilioApi
 from tests.test_conversation_admin import history_of
@@ -101,9 +100,7 @@ class ConversationAdminRefusalsTestCase(AdminSendingTestCase):
         self.assertEqual(self.send()[-1], f"Sent the text to {SENDER}.")
 
 
-@override_settings(
-    SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32, QUIET_HOURS=quiet_hours_of("21:00-08:00")
-)
+@override_settings(SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32, QUIET_HOURS="21:00-08:00")
 class ConversationAdminQuietHoursTestCase(AdminSendingTestCase):
     def setUp(self) -> None:
         super().setUp()

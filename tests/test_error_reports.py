@@ -4,9 +4,13 @@ events are kept by a transport of the test's own)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import sentry_sdk
+from django.conf import settings
 from django.http import HttpRequest
 from django.test import Client, SimpleTestCase, TestCase, override_settings
 from django.urls import path
@@ -92,3 +96,32 @@ class ScrubEventTestCase(SimpleTestCase):
         event = {"message": f"sid={SID} from=+1415555****"}
 
         self.assertEqual(scrub_event(event)["message"], f"sid={SID} from=+1415555****")
+
+
+class SentryStartTestCase(SimpleTestCase):
+    def started_with(self, **environment: str) -> str:
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "smsproject.settings", **environment}
+        # What a process that set Django up reports to, if anything (no event is sent).
+        code = (
+            "import django, sentry_sdk; django.setup(); client = sentry_sdk.get_client(); "
+            "print(client.is_active() and client.dsn, getattr(client.options.get('before_send'), '__name__', None))"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=settings.BASE_DIR,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return result.stdout.strip()
+
+    def test_the_app_starts_sentry_with_sentry_dsn_and_its_scrubbing(self) -> None:
+        self.assertEqual(
+            self.started_with(SENTRY_DSN="https://public@sentry.example.com/1"),
+            "https://public@sentry.example.com/1 scrub_event",
+        )
+
+    def test_nothing_is_reported_without_sentry_dsn(self) -> None:
+        self.assertEqual(self.started_with(SENTRY_DSN=""), "False None")

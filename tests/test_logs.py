@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
 import logging.config
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr
+from typing import Any
 
 from django.conf import settings
-from django.test import Client, TestCase, override_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.test import Client, SimpleTestCase, TestCase, override_settings
 
-from conversations.logs import escape, logging_config
+from conversations.logs import configure, escape
 from tests.twilio import RECIPIENT, SENDER
 
 SID = "SM" + "ab" * 16
+
+
+def logging_with(level: str, fmt: str) -> dict[str, Any]:
+    """The LOGGING setting as settings make it for LOG_LEVEL and LOG_FORMAT."""
+    config = copy.deepcopy(settings.LOGGING)
+    config["handlers"]["stderr"]["formatter"] = fmt
+    config["root"]["level"] = config["loggers"]["django"]["level"] = level
+    return config
 
 
 @contextmanager
@@ -24,7 +38,7 @@ def stderr_log(level: str = "INFO", fmt: str = "plain") -> Iterator[io.StringIO]
     buffer = io.StringIO()
     try:
         with redirect_stderr(buffer):
-            logging.config.dictConfig(logging_config(level=level, fmt=fmt))
+            logging.config.dictConfig(logging_with(level, fmt))
         yield buffer
     finally:
         logging.config.dictConfig(settings.LOGGING)
@@ -111,3 +125,34 @@ class EscapedLogTestCase(TestCase):
     def test_escape_writes_control_characters_as_python_does(self) -> None:
         self.assertEqual(escape("a\tb\x00c\x7f"), "a\\tb\\x00c\\x7f")
         self.assertEqual(escape("Chloé +1415"), "Chloé +1415")
+
+
+class LogSettingsTestCase(SimpleTestCase):
+    def test_it_refuses_a_log_format_it_does_not_know(self) -> None:
+        with (
+            override_settings(LOG_FORMAT="xml"),
+            self.assertRaisesMessage(ImproperlyConfigured, "LOG_FORMAT must be plain or json, not 'xml'."),
+        ):
+            configure(settings.LOGGING)
+
+    def test_it_refuses_a_log_level_it_does_not_know(self) -> None:
+        with (
+            override_settings(LOG_LEVEL="LOUD"),
+            self.assertRaisesMessage(ImproperlyConfigured, "LOG_LEVEL must be DEBUG, INFO, WARNING"),
+        ):
+            configure(settings.LOGGING)
+
+    def test_a_process_with_a_bad_log_format_does_not_start(self) -> None:
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "smsproject.settings", "LOG_FORMAT": "xml"}
+
+        result = subprocess.run(
+            [sys.executable, "-c", "import django; django.setup()"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=settings.BASE_DIR,
+            timeout=60,
+        )
+
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("ImproperlyConfigured: LOG_FORMAT must be plain or json, not 'xml'.", result.stderr)

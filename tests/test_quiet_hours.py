@@ -1,4 +1,4 @@
-"""QUIET_HOURS: read by the settings, and in the recipient's own time zone, on a frozen clock."""
+"""QUIET_HOURS: a plain setting read where it is used, in the recipient's own time zone, on a frozen clock."""
 
 import os
 import subprocess
@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.test import SimpleTestCase, override_settings
 
-from conversations.quiet_hours import QuietHours, quiet_hours_of, quiet_hours_refusal, zone_of
+from conversations.quiet_hours import QuietHours, configured, quiet_hours_of, quiet_hours_refusal, zone_of
 
 NIGHT = quiet_hours_of("21:00-08:00")
 # One moment: 23:10 in San Francisco, 02:10 in New York, 07:10 in London, 18:10 in Sydney.
@@ -32,11 +32,11 @@ class QuietHoursSettingTestCase(SimpleTestCase):
             ):
                 quiet_hours_of(value)
 
-    def test_a_process_with_a_bad_value_does_not_start(self) -> None:
+    def test_manage_py_check_refuses_a_bad_value(self) -> None:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "smsproject.settings", "QUIET_HOURS": "9pm-8am"}
         env.setdefault("SECRET_KEY", "a-long-enough-secret-key-for-these-settings-only-0123456789")
         result = subprocess.run(
-            [sys.executable, "-c", "import django; django.setup()"],
+            [sys.executable, "manage.py", "check"],
             capture_output=True,
             text=True,
             env=env,
@@ -44,8 +44,19 @@ class QuietHoursSettingTestCase(SimpleTestCase):
             timeout=60,
         )
 
-        self.assertNotEqual(result.returncode, 0)
-        self.assertIn("ImproperlyConfigured: QUIET_HOURS must be two times on a 24-hour clock", result.stderr)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("conversations.E004", result.stderr)
+        self.assertIn(
+            "QUIET_HOURS must be two times on a 24-hour clock, like 21:00-08:00, not '9pm-8am'.",
+            result.stderr,
+        )
+
+    def test_it_reads_the_setting_as_it_is_now(self) -> None:
+        # Read once per value, yet never a value the setting no longer has.
+        with override_settings(QUIET_HOURS="12:00-13:00"):
+            self.assertEqual(configured(), QuietHours(time(12), time(13)))
+        with override_settings(QUIET_HOURS=""):
+            self.assertIsNone(configured())
 
     def test_hours_within_a_day_and_across_midnight(self) -> None:
         self.assertIs(NIGHT.cover(time(23, 10)), True)
@@ -55,7 +66,7 @@ class QuietHoursSettingTestCase(SimpleTestCase):
         self.assertEqual([lunch.cover(time(h, 30)) for h in (11, 12, 13)], [False, True, False])
 
 
-@override_settings(QUIET_HOURS=NIGHT, TIME_ZONE="UTC")
+@override_settings(QUIET_HOURS="21:00-08:00", TIME_ZONE="UTC")
 class QuietHoursRefusalTestCase(SimpleTestCase):
     def test_it_reads_the_hours_in_the_recipients_time_zone(self) -> None:
         cases = {
@@ -79,6 +90,6 @@ class QuietHoursRefusalTestCase(SimpleTestCase):
                 self.assertEqual(zone_of(number).key, "America/Chicago")
         self.assertIn("01:10 there (America/Chicago)", quiet_hours_refusal("+15005550006", now=MOMENT) or "")
 
-    @override_settings(QUIET_HOURS=None)
+    @override_settings(QUIET_HOURS="")
     def test_nothing_is_held_without_quiet_hours(self) -> None:
         self.assertIsNone(quiet_hours_refusal("+14155551234", now=MOMENT))

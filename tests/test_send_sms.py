@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from conversations.management.commands.send_sms import Command
 from conversations.models import Conversation, Message
-from conversations.quiet_hours import quiet_hours_of
 from tests.fake_twilio_api import FakeTwilioApi
 from tests.twilio import RECIPIENT, SENDER, TOKEN, TwilioTestCase, reply_of
 
@@ -284,7 +283,7 @@ class SendSmsRefusalsTestCase(SendSmsCommandTestCase):
     SMS_BACKEND="twilio",
     TWILIO_ACCOUNT_SID=ACCOUNT,
     TWILIO_FROM_NUMBER=RECIPIENT,
-    QUIET_HOURS=quiet_hours_of("21:00-08:00"),
+    QUIET_HOURS="21:00-08:00",
 )
 class SendSmsQuietHoursTestCase(SendSmsCommandTestCase):
     def setUp(self) -> None:

@@ -46,3 +46,36 @@ class PairSessionStoreContractTests(django_sessions.SessionTestsMixin, Transacti
 @override_settings(SESSION_ENGINE="conversations.sessions")
 class SessionMiddlewareContractTests(django_sessions.SessionMiddlewareTests):
     pass
+
+
+class PairSessionStoreSaveContractTests(TransactionTestCase):
+    """What Django's stores do when saved without having been loaded, ours does too."""
+
+    ENGINES = ("django.contrib.sessions.backends.db", "conversations.sessions")
+
+    def test_saving_a_store_never_loaded_keeps_its_data(self) -> None:
+        for engine in self.ENGINES:
+            with self.subTest(engine=engine), override_settings(SESSION_ENGINE=engine):
+                store = PairSessionStore.start()
+                store["count"] = 3
+                store.save()
+
+                PairSessionStore(store.session_key).save()
+                SessionStore(store.session_key).save()  # Django's cached_db store, as a yardstick.
+
+                self.assertEqual(PairSessionStore(store.session_key).load(), {"count": 3})
+
+    def test_loading_leaves_no_copy_that_a_later_load_reads_stale(self) -> None:
+        # Only a cached engine keeps the cache's copies current; with any other, a copy
+        # left by a load would hide the next text's count.
+        for engine in self.ENGINES:
+            with self.subTest(engine=engine), override_settings(SESSION_ENGINE=engine):
+                store = PairSessionStore.start()
+                store["count"] = 1
+                store.save()
+                PairSessionStore(store.session_key).load()
+
+                store["count"] = 2
+                store.save()
+
+                self.assertEqual(PairSessionStore(store.session_key).load(), {"count": 2})

@@ -11,7 +11,8 @@ PRINT_BACKEND = "from django.conf import settings; print(settings.SMS_BACKEND)"
 
 
 class SmsBackendSettingTestCase(SimpleTestCase):
-    def backend_with(self, **environment: str) -> subprocess.CompletedProcess[str]:
+    def backend_with(self, command: str = "", **environment: str) -> subprocess.CompletedProcess[str]:
+        """Run `command` (manage.py …), else print the SMS_BACKEND a fresh process reads."""
         env = {
             key: value
             for key, value in os.environ.items()
@@ -28,7 +29,7 @@ class SmsBackendSettingTestCase(SimpleTestCase):
             }
         )
         return subprocess.run(
-            [sys.executable, "-c", f"import django; django.setup(); {PRINT_BACKEND}"],
+            [sys.executable, *(command.split() or ["-c", f"import django; django.setup(); {PRINT_BACKEND}"])],
             capture_output=True,
             text=True,
             env=env,
@@ -49,8 +50,9 @@ class SmsBackendSettingTestCase(SimpleTestCase):
     def test_it_takes_the_backend_it_is_given(self) -> None:
         self.assertEqual(self.backend_with(DEBUG="False", SMS_BACKEND="console").stdout.strip(), "console")
 
-    def test_it_refuses_an_unknown_backend(self) -> None:
-        result = self.backend_with(DEBUG="True", SMS_BACKEND="carrier-pigeon")
+    def test_manage_py_check_refuses_an_unknown_backend(self) -> None:
+        result = self.backend_with(DEBUG="True", SMS_BACKEND="carrier-pigeon", command="manage.py check")
 
-        self.assertNotEqual(result.returncode, 0)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("conversations.E003", result.stderr)
         self.assertIn("SMS_BACKEND must be twilio or console, not 'carrier-pigeon'.", result.stderr)

@@ -5,7 +5,7 @@ from django.test import override_settings
 
 from conversations.as_twilio import twilio_params
 from conversations.models import Caller, Conversation, Message
-from conversations.signatures import simulator_mark
+from conversations.simulated import simulator_mark
 from tests.twilio import RECIPIENT, SENDER, TOKEN, TwilioTestCase, reply_of, sid_of, sign
 
 

@@ -74,7 +74,7 @@ class Twilio:
             params,
             headers={
                 "X-Twilio-Signature": sign(self.base_url + path, params),
-                "Cookie": f"sessionid={jar}" if jar else "",
+                "Cookie": f"{settings.SESSION_COOKIE_NAME}={jar}" if jar else "",
             },
         )
         self._keep_cookie(pair, response)
@@ -82,7 +82,7 @@ class Twilio:
 
     def _keep_cookie(self, pair: tuple[str, str], response: HttpResponse) -> None:
         self.client.cookies = SimpleCookie()  # Twilio has no jar shared across pairs.
-        morsel = response.cookies.get("sessionid")
+        morsel = response.cookies.get(settings.SESSION_COOKIE_NAME)
         if morsel is not None:
             self.jars[pair] = morsel.value
 

@@ -12,6 +12,7 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from conversations import quiet_hours
 from conversations.models import Message
 from conversations.outbound import QuietHoursError, SendError, message_send
 from conversations.phone import number_of
@@ -37,7 +38,7 @@ class SendTextForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if settings.QUIET_HOURS is None:
+        if quiet_hours.configured() is None:
             del self.fields["force"]  # Nothing to force.
 
     def clean_body(self) -> str:
