@@ -59,6 +59,7 @@ def signed_by_twilio(view: View) -> View:
 
     @wraps(view)
     def wrapper(request: HttpRequest) -> HttpResponse:
+        _drop_session(request)  # A rejected request must not touch a pair's session either.
         try:
             if _undecodable(request):
                 return HttpResponseBadRequest("Parameters are not valid UTF-8.")
@@ -116,29 +117,44 @@ def sms_conversation(handler: Handler) -> Callable[[HttpRequest], HttpResponse]:
 
     @wraps(handler)
     def view(request: HttpRequest) -> HttpResponse:
-        started = time.perf_counter()
-        deadline = time.monotonic() + settings.WEBHOOK_DEADLINE
+        _drop_session(request)
         try:
-            text = InboundText.from_params(_params(request))
-            describe_text(text.sid, text.sender, text.recipient, text.body)
-            turn = text_receive(text, _answer_with(handler, request, text), deadline=deadline)
-        except BadText as error:
-            return HttpResponseBadRequest(str(error))
-        except (DeadlinePassed, DatabaseError) as error:
-            return _unavailable(text, error, started)
-        response = twiml(turn.reply)
-        cookie = _cookie_state(request, turn.session_key)
-        # The pair's session was saved under the pair's lock, and its cookie is set here: the
-        # session middleware must do neither again on the way out, whatever SESSION_* says (a
-        # save after the lock could undo a later text's count; its cookie would replace the
-        # pair's, or delete it when Twilio's was garbage). Given no session, it does nothing.
-        vars(request).pop("session", None)
-        if turn.session_key:
-            set_pair_cookie(response, request, turn.session_key)
-        _log(text, turn.outcome, started, cookie)
-        return response
+            return _answer(handler, request)
+        finally:
+            _drop_session(request)  # The handler's was the pair's locked store: saved already.
 
     return view
+
+
+def _drop_session(request: HttpRequest) -> None:
+    """Give the session middleware no session for a webhook request.
+
+    A pair's session is read and saved only under the pair's lock, and its cookie is set
+    by set_pair_cookie() alone: the middleware must do neither, whatever SESSION_* says. A
+    store it loaded from Twilio's cookie and saved on the way out (SESSION_SAVE_EVERY_REQUEST)
+    could write back a count that a text of the pair has moved on meanwhile, on any answer,
+    a 403 included; its cookie would replace the pair's. Given no session, it does nothing.
+    """
+    vars(request).pop("session", None)
+
+
+def _answer(handler: Handler, request: HttpRequest) -> HttpResponse:
+    started = time.perf_counter()
+    deadline = time.monotonic() + settings.WEBHOOK_DEADLINE
+    try:
+        text = InboundText.from_params(_params(request))
+        describe_text(text.sid, text.sender, text.recipient, text.body)
+        turn = text_receive(text, _answer_with(handler, request, text), deadline=deadline)
+    except BadText as error:
+        return HttpResponseBadRequest(str(error))
+    except (DeadlinePassed, DatabaseError) as error:
+        return _unavailable(text, error, started)
+    response = twiml(turn.reply)
+    cookie = _cookie_state(request, turn.session_key)
+    if turn.session_key:
+        set_pair_cookie(response, request, turn.session_key)
+    _log(text, turn.outcome, started, cookie)
+    return response
 
 
 def _answer_with(handler: Handler, request: HttpRequest, text: InboundText) -> Callable[..., str | None]:

@@ -14,12 +14,13 @@ import tempfile
 from typing import Any
 
 from django.conf import settings
+from django.contrib.sessions.models import Session
 from django.core.signing import JSONSerializer
 from django.http import HttpResponse
 from django.test import TransactionTestCase, override_settings
 
 from conversations.models import Conversation
-from tests.twilio import TOKEN, Twilio, TwilioTestCase, reply_of, sid_of
+from tests.twilio import RECIPIENT, SENDER, TOKEN, Twilio, TwilioTestCase, reply_of, sid_of
 
 ENGINES = (
     "django.contrib.sessions.backends.db",
@@ -114,6 +115,26 @@ class SessionSettingsTestCase(TransactionTestCase):
     )
     def test_it_counts_one_two_three_with_another_session_serializer(self) -> None:
         self.assert_counts_one_two_three()
+
+
+class RejectedTextSessionTestCase(TwilioTestCase):
+    @override_settings(SESSION_SAVE_EVERY_REQUEST=True)
+    def test_a_rejected_text_with_the_pairs_cookie_leaves_its_session_alone(self) -> None:
+        self.twilio.text()
+        self.twilio.text()
+        window = Session.objects.get(pk=Conversation.objects.get().session_id)
+        cookie = f"{settings.SESSION_COOKIE_NAME}={window.session_key}"
+
+        # Unsigned (403), then signed but no text (400): neither may load and save the
+        # pair's session outside its lock, which could write back a count a text moved on.
+        unsigned = self.client.post("/sms/", {"From": SENDER, "To": RECIPIENT}, headers={"Cookie": cookie})
+        no_text = self.twilio.text(sender="")
+
+        self.assertEqual((unsigned.status_code, no_text.status_code), (403, 400))
+        self.assertNotIn(settings.SESSION_COOKIE_NAME, unsigned.cookies)
+        after = Session.objects.get(pk=window.pk)
+        self.assertEqual((after.session_data, after.expire_date), (window.session_data, window.expire_date))
+        self.assertEqual(count_of(self.twilio.text()), 3)
 
 
 class SessionSettingsQueryBudgetTestCase(TwilioTestCase):
