@@ -113,7 +113,7 @@ class Delivery:
     reply: str | None  # The <Message> texts, one a line; None for an empty <Response/>.
 
 
-class Answer(NamedTuple):
+class WebhookResponse(NamedTuple):
     status: int
     content: bytes
     set_cookies: SimpleCookie
@@ -192,7 +192,7 @@ def twilio_params(body: str, sender: str, recipient: str, media: Sequence[str]) 
 
 def _post_in_process(
     url: str, params: dict[str, str], headers: dict[str, str], cookies: dict[str, str]
-) -> Answer:
+) -> WebhookResponse:
     parts = urlsplit(url)
     # A tunnel may reach the app under another name than TWILIO_WEBHOOK_BASE_URL's (the
     # signature is checked against that URL anyway), so send a Host the app accepts.
@@ -210,7 +210,7 @@ def _post_in_process(
         secure=parts.scheme == "https",
         headers={**headers, "Host": host},
     )
-    return Answer(response.status_code, response.content, response.cookies)
+    return WebhookResponse(response.status_code, response.content, response.cookies)
 
 
 class _NoRedirects(HTTPRedirectHandler):
@@ -221,7 +221,7 @@ class _NoRedirects(HTTPRedirectHandler):
 
 def _post_over_http(
     url: str, params: dict[str, str], headers: dict[str, str], cookies: dict[str, str]
-) -> Answer:
+) -> WebhookResponse:
     request = Request(url, data=urlencode(params).encode(), headers={**headers, "Content-Type": FORM})
     if cookies:
         request.add_header(
@@ -229,26 +229,26 @@ def _post_over_http(
         )
     try:
         with build_opener(_NoRedirects).open(request, timeout=TIMEOUT) as response:
-            return _answer(response.status, response.headers, response.read())
+            return _webhook_response(response.status, response.headers, response.read())
     except HTTPError as error:
         with error:
-            return _answer(error.code, error.headers, error.read())
+            return _webhook_response(error.code, error.headers, error.read())
     except OSError as error:  # Refused, unresolvable, timed out: urllib wraps most in URLError.
         reason = getattr(error, "reason", error)
         reason = getattr(reason, "strerror", None) or reason
         raise Rejected(f"Could not reach {url}: {reason}") from error
 
 
-def _answer(status: int, headers: Headers, content: bytes) -> Answer:
+def _webhook_response(status: int, headers: Headers, content: bytes) -> WebhookResponse:
     set_cookies = SimpleCookie()
     for header in headers.get_all("Set-Cookie") or []:
         # Twilio skips a cookie it cannot parse, and so does a browser.
         with suppress(CookieError):
             set_cookies.load(header)
-    return Answer(status, content, set_cookies)
+    return WebhookResponse(status, content, set_cookies)
 
 
-def _reason(answer: Answer) -> str:
+def _reason(answer: WebhookResponse) -> str:
     try:
         reason = f"{answer.status} {HTTPStatus(answer.status).phrase}"
     except ValueError:

@@ -22,7 +22,8 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from phonenumber_field.phonenumber import to_python
 
-from conversations.models import Caller, search_key, validate_printable
+from conversations.models import Caller
+from conversations.names import search_key, validate_printable
 
 COLUMNS = ["phone_number", "name", "blocked"]
 TRUE_WORDS = {"1", "true", "yes", "y", "blocked"}

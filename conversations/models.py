@@ -1,36 +1,17 @@
 from __future__ import annotations
 
-import re
-import unicodedata
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.contrib.sessions.models import Session
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Exists, OuterRef, Q, Subquery, Value
-from django.utils import timezone
 from phonenumber_field.modelfields import PhoneNumberField
 
+# validate_printable is also what migration 0004 names as conversations.models'.
+from conversations.names import search_key, validate_printable
 from conversations.phone import number_of, number_search
-
-# Control characters (XML 1.0 forbids most of them) and the two non-characters: a name is
-# echoed in TwiML replies, which Twilio rejects when they are not well-formed XML.
-UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ufffe\uffff]")
-
-
-def validate_printable(value: str) -> None:
-    if UNPRINTABLE.search(value):
-        raise ValidationError(
-            "Remove the control characters (tabs, line breaks, escapes).", code="unprintable"
-        )
-
-
-def search_key(text: str) -> str:
-    """Text folded for searching: any case, accents dropped ("Chloé" and "CHLOE" -> "chloe").
-    Done in Python so that SQLite and PostgreSQL (without the unaccent extension) agree."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(char for char in decomposed if not unicodedata.combining(char))
 
 
 class Caller(models.Model):
@@ -69,7 +50,7 @@ class ConversationQuerySet(models.QuerySet):
         return self.filter(Q(sender_number__in=named) | Q(sender__contains=number_search(search)))
 
     def with_caller(self) -> ConversationQuerySet:
-        """Annotate the sender's Caller name and blocked flag (None when unknown)."""
+        """Annotate the name and blocked flag of the Caller of sender_number (None: unknown)."""
         callers = Caller.objects.filter(phone_number=OuterRef("sender_number")).order_by()
         return self.annotate(
             caller_name=Subquery(callers.values("name")[:1]),
@@ -81,22 +62,38 @@ class ConversationQuerySet(models.QuerySet):
         seen = Exists(Message.objects.filter(sid=sid)) if sid else Value(False)
         return self.annotate(message_seen=seen)
 
-    def bot_paused(self) -> ConversationQuerySet:
+    def bot_paused(self, now: datetime) -> ConversationQuerySet:
         """Conversations staff have taken over: the bot answers none of their texts for now."""
-        return self.filter(bot_paused_until__gt=timezone.now())
+        return self.filter(bot_paused_until__gt=now)
 
-    def needs_reply(self) -> ConversationQuerySet:
+    def needs_reply(self, now: datetime) -> ConversationQuerySet:
         """Taken over by staff, and the customer texted last: someone owes them an answer."""
         # A staff text that never went out answers nobody.
         answers = Message.objects.exclude(
-            direction=Message.Direction.OUTBOUND, status__in=("failed", "undelivered")
+            direction=Message.Direction.OUTBOUND,
+            status__in=(Message.Status.FAILED, Message.Status.UNDELIVERED),
         )
         latest = answers.filter(conversation=OuterRef("pk")).order_by("-created_at", "-pk")
         return (
-            self.bot_paused()
+            self.bot_paused(now)
             .alias(latest_direction=Subquery(latest.values("direction")[:1]))
             .filter(latest_direction=Message.Direction.INBOUND)
         )
+
+    def locked_for_text(
+        self, sender: str, recipient: str, *, sid: str | None, now: datetime
+    ) -> Conversation | None:
+        """The pair's row and session locked, with_caller(), with_message_seen() and window_data,
+        in one statement written in SQL (pair_sql.py); None without a row or a session."""
+        from conversations import pair_sql  # It builds its SQL from these models.
+
+        sql, params = pair_sql.locked_for_text(self.db, sender, recipient, sid=sid, now=now)
+        conversation = next(iter(self.raw(sql, params)), None)
+        if conversation is not None:
+            # SQLite has no booleans, and raw() converts only the model's own columns.
+            conversation.caller_blocked = bool(conversation.caller_blocked)
+            conversation.message_seen = bool(conversation.message_seen)
+        return conversation
 
 
 class Conversation(models.Model):
@@ -129,11 +126,21 @@ class Conversation(models.Model):
     )
     undeliverable_since = models.DateTimeField(null=True, blank=True)
 
-    # Read with the locked row (pair_sql.py) or annotated by the admin: not columns.
+    # Annotations (with_caller(), with_message_seen(), locked_for_text()): not columns.
     caller_name: str | None
     caller_blocked: bool
     message_seen: bool
-    caller: str | None
+    window_data: str | None  # The live window's session data; None: the window has ended.
+
+    # What a text changes on its conversation, written by the text's one UPDATE (pair_sql.py).
+    TEXT_CHANGES = (
+        "session",
+        "window_count",
+        "lifetime_count",
+        "window_started_at",
+        "last_activity",
+        "opted_out",
+    )
 
     objects = ConversationQuerySet.as_manager()
 
@@ -153,6 +160,15 @@ class Conversation(models.Model):
         if not self.sender_number:
             self.sender_number = number_of(self.sender) or ""
         super().save(*args, **kwargs)
+
+    def bot_paused(self, now: datetime) -> bool:
+        """Staff have the conversation: the bot's replies are not sent until the pause ends."""
+        return self.bot_paused_until is not None and self.bot_paused_until > now
+
+    def window_live(self, now: datetime) -> bool:
+        """The pair's window is open: its session expires after now, so a text continues it."""
+        session = self.session if self.session_id is not None else None  # No query for no session.
+        return session is not None and session.expire_date > now
 
 
 class MessageQuerySet(models.QuerySet):

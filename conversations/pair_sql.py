@@ -9,43 +9,31 @@ the ORM. The SQL is the same on SQLite and PostgreSQL but for the row locks.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.sessions.models import Session
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field
 
 from conversations.models import Caller, Conversation, Message
 
 
-@dataclasses.dataclass
-class LockedPair:
-    """A pair's conversation row, locked, with what its text needs to know."""
-
-    conversation: Conversation
-    session_data: str | None  # None: the window has ended.
-
-
-# Every column of the conversation, in field order, so its row becomes a whole model instance.
-CONVERSATION_FIELDS = Conversation._meta.concrete_fields
-CONVERSATION_ATTNAMES = [field.attname for field in CONVERSATION_FIELDS]
-
-
 @cache
 def _lock_sql(vendor: str) -> str:
-    conversation, session = Conversation._meta.db_table, Session._meta.db_table
-    caller, message = Caller._meta.db_table, Message._meta.db_table
-    columns = ", ".join(f"c.{field.column}" for field in CONVERSATION_FIELDS)
+    conversation, caller, message = Conversation._meta, Caller._meta, Message._meta
+    columns = ", ".join(f"c.{field.column}" for field in conversation.concrete_fields)
+    # The SQL of Conversation.window_live(), with_caller() and with_message_seen(), which
+    # tests/test_raw_sql_matches_orm.py holds it to.
     sql = f"""
-        SELECT {columns}, s.session_data, s.expire_date > %s,
-               (SELECT name FROM {caller} WHERE phone_number = c.sender_number),
-               (SELECT blocked FROM {caller} WHERE phone_number = c.sender_number),
-               EXISTS (SELECT 1 FROM {message} WHERE sid = %s)
-        FROM {conversation} c JOIN {session} s ON s.session_key = c.session_id
+        SELECT {columns},
+               CASE WHEN s.expire_date > %s THEN s.session_data END AS window_data,
+               (SELECT name FROM {caller.db_table} WHERE phone_number = c.sender_number) AS caller_name,
+               (SELECT blocked FROM {caller.db_table} WHERE phone_number = c.sender_number) AS caller_blocked,
+               EXISTS (SELECT 1 FROM {message.db_table} WHERE sid = %s) AS message_seen
+        FROM {conversation.db_table} c JOIN {Session._meta.db_table} s ON s.session_key = c.session_id
         WHERE c.sender = %s AND c.recipient = %s"""
     if vendor == "postgresql":
         # A statement that waited for a row lock sees the newest version of the rows it
@@ -54,51 +42,11 @@ def _lock_sql(vendor: str) -> str:
     return sql
 
 
-def lock_pair_and_session(
-    sender: str, recipient: str, *, sid: str | None, now: datetime
-) -> LockedPair | None:
-    """Lock the pair's conversation and session; None when either row is missing."""
-    db = connections[DEFAULT_DB_ALIAS]  # Looked up once: each lookup costs a thread-local read.
-    params: list[Any] = [_datetime(db, now), sid, sender, recipient]
-    with db.cursor() as cursor:
-        cursor.execute(_lock_sql(db.vendor), params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    width = len(CONVERSATION_FIELDS)
-    converters = _converters(db.vendor)
-    values = [convert(value, db) for convert, value in zip(converters, row[:width], strict=True)]
-    conversation = Conversation.from_db(db.alias, CONVERSATION_ATTNAMES, values)
-    data, live, name, blocked, seen = row[width:]
-    conversation.caller_name, conversation.caller_blocked, conversation.message_seen = (
-        name,
-        bool(blocked),
-        bool(seen),
-    )
-    return LockedPair(conversation, data if live else None)
-
-
-Converter = Callable[[Any, BaseDatabaseWrapper], Any]
-
-
-@cache
-def _converters(vendor: str) -> list[Converter]:
-    """What the ORM's converters would do to each column: on SQLite, times come back as text
-    and booleans as 0/1; PostgreSQL's driver already returns Python values."""
-
-    def same(value: Any, db: BaseDatabaseWrapper) -> Any:
-        return value
-
-    def datetime_of(value: Any, db: BaseDatabaseWrapper) -> Any:
-        return None if value is None else db.ops.convert_datetimefield_value(value, None, db)  # type: ignore[attr-defined]
-
-    def bool_of(value: Any, db: BaseDatabaseWrapper) -> Any:
-        return None if value is None else bool(value)
-
-    if vendor != "sqlite":
-        return [same for _ in CONVERSATION_FIELDS]
-    by_type = {"DateTimeField": datetime_of, "BooleanField": bool_of}
-    return [by_type.get(field.get_internal_type(), same) for field in CONVERSATION_FIELDS]
+def locked_for_text(
+    using: str, sender: str, recipient: str, *, sid: str | None, now: datetime
+) -> tuple[str, tuple[Any, ...]]:
+    """The statement of ConversationQuerySet.locked_for_text(), and its parameters."""
+    return _lock_sql(connections[using].vendor), (now, sid, sender, recipient)
 
 
 def update_session_data(session_key: str, session_data: str, expire_date: datetime) -> int:
@@ -111,25 +59,21 @@ def update_session_data(session_key: str, session_data: str, expire_date: dateti
         return cursor.rowcount
 
 
+# The fields of Conversation.TEXT_CHANGES, and the UPDATE that writes them.
+TEXT_CHANGES = [cast(Field, Conversation._meta.get_field(name)) for name in Conversation.TEXT_CHANGES]
+UPDATE_CONVERSATION = "UPDATE {table} SET {columns} WHERE {pk} = %s".format(
+    table=Conversation._meta.db_table,
+    columns=", ".join(f"{field.column} = %s" for field in TEXT_CHANGES),
+    pk=Conversation._meta.pk.column,
+)
+
+
 def update_conversation(conversation: Conversation) -> None:
-    """Write what a text changes on its conversation."""
+    """Write what a text changes on its conversation (its TEXT_CHANGES), as the ORM would."""
     db = connections[DEFAULT_DB_ALIAS]
+    values = [field.get_db_prep_save(getattr(conversation, field.attname), db) for field in TEXT_CHANGES]
     with db.cursor() as cursor:
-        cursor.execute(
-            f"""UPDATE {Conversation._meta.db_table}
-                SET session_id = %s, window_count = %s, lifetime_count = %s,
-                    window_started_at = %s, last_activity = %s, opted_out = %s
-                WHERE id = %s""",
-            [
-                conversation.session_id,
-                conversation.window_count,
-                conversation.lifetime_count,
-                _datetime(db, conversation.window_started_at),
-                _datetime(db, conversation.last_activity),
-                conversation.opted_out,
-                conversation.pk,
-            ],
-        )
+        cursor.execute(UPDATE_CONVERSATION, [*values, conversation.pk])
 
 
 def insert_inbound_message(

@@ -29,14 +29,12 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.contrib.sessions.models import Session
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from conversations import pair_sql
 from conversations.locks import DeadlinePassed, postgres_waits_until, sqlite_waits_until, writer_lock
 from conversations.models import Conversation, Message
-from conversations.pair_sql import LockedPair
 from conversations.phone import number_of
 from conversations.sessions import PairSessionStore
 from conversations.texts import BadText, InboundText, Keyword
@@ -101,8 +99,7 @@ def text_receive(text: InboundText, answer: Answer, *, deadline: float | None = 
 
 def _receive_locked(text: InboundText, answer: Answer) -> Turn:
     now = timezone.now()
-    pair = _lock_pair(text.sender, text.recipient, sid=text.sid, now=now)
-    conversation = pair.conversation
+    conversation = _lock_pair(text.sender, text.recipient, sid=text.sid, now=now)
     if conversation.message_seen:
         return _repeat(conversation, text)
     conversation.last_activity = now
@@ -112,12 +109,12 @@ def _receive_locked(text: InboundText, answer: Answer) -> Turn:
         _record(conversation, text, None, uncounted, now)
         return Turn(uncounted)
 
-    store = _window_session(pair, now)
+    store = _window_session(conversation, now)
     conversation.window_count += 1
     conversation.lifetime_count += 1
     reply = answer(conversation, store)
     outcome = Outcome.COUNTED
-    if conversation.bot_paused_until is not None and conversation.bot_paused_until > now:
+    if conversation.bot_paused(now):
         # Staff have the conversation: the handler's state moves on with the count, so the
         # bot picks up where the pair is when it resumes, but its words are not sent.
         reply, outcome = None, Outcome.PAUSED
@@ -128,11 +125,11 @@ def _receive_locked(text: InboundText, answer: Answer) -> Turn:
     return Turn(outcome, reply=reply, session_key=store.session_key)
 
 
-def _lock_pair(sender: str, recipient: str, *, sid: str | None = None, now: datetime) -> LockedPair:
-    """Lock the pair's conversation, creating it on its first text, and read its session."""
-    locked = pair_sql.lock_pair_and_session(sender, recipient, sid=sid, now=now)
-    if locked is not None:
-        return locked
+def _lock_pair(sender: str, recipient: str, *, sid: str | None = None, now: datetime) -> Conversation:
+    """Lock the pair's conversation, creating it on its first text, and read its window."""
+    conversation = Conversation.objects.locked_for_text(sender, recipient, sid=sid, now=now)
+    if conversation is not None:
+        return conversation
     # The pair's first text, or its session is gone: make sure the row exists, lock it
     # alone, then read the session in a statement of its own, which sees what the
     # previous holder of the lock committed.
@@ -142,10 +139,8 @@ def _lock_pair(sender: str, recipient: str, *, sid: str | None = None, now: date
     )
     pair = Conversation.objects.for_pair(sender, recipient).with_caller().with_message_seen(sid)
     conversation = pair.select_for_update().get()
-    if conversation.session_id is None:  # A new pair, or an ended conversation.
-        return LockedPair(conversation, None)
-    live = Session.objects.filter(pk=conversation.session_id, expire_date__gt=now).first()
-    return LockedPair(conversation, live.session_data if live else None)
+    conversation.window_data = conversation.session.session_data if conversation.window_live(now) else None
+    return conversation
 
 
 def _why_not_counted(conversation: Conversation, text: InboundText) -> Outcome | None:
@@ -168,11 +163,10 @@ def _why_not_counted(conversation: Conversation, text: InboundText) -> Outcome |
     return None
 
 
-def _window_session(pair: LockedPair, now: datetime) -> PairSessionStore:
+def _window_session(conversation: Conversation, now: datetime) -> PairSessionStore:
     """The session of the pair's current window, starting a new window when it has ended."""
-    conversation = pair.conversation
-    if conversation.session_id and pair.session_data is not None:
-        return PairSessionStore.from_data(conversation.session_id, pair.session_data)
+    if conversation.session_id and conversation.window_data is not None:
+        return PairSessionStore.from_data(conversation.session_id, conversation.window_data)
     if conversation.session_id:
         PairSessionStore().delete(conversation.session_id)  # Over; its cookie will be ignored.
     conversation.window_count = 0
@@ -219,10 +213,9 @@ def outbound_record(
 
     def work() -> Message:
         now = timezone.now()
-        pair = _lock_pair(their_number, our_number, now=now)
-        conversation = pair.conversation
+        conversation = _lock_pair(their_number, our_number, now=now)
         if not error:
-            store = _window_session(pair, now)
+            store = _window_session(conversation, now)
             store.save()
             conversation.session_id = store.session_key
             conversation.last_activity = now

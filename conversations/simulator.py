@@ -174,7 +174,7 @@ def _page(request: HttpRequest, pair: PairForm, form: TextForm, status: int = 20
         "is_nav_sidebar_enabled": False,  # Room for the phone, as on the admin's index.
         "pair": pair,
         "form": form,
-        "sender_name": _names([sender]).get(sender) if may_view_callers else None,
+        "sender_name": _caller_name(sender) if may_view_callers else None,
         "thread": (_thread(sender, recipient) if user.has_perm("conversations.view_message") else None),
         "callers": Caller.objects.order_by("name")[:500] if may_view_callers else None,
         "recent": (
@@ -232,21 +232,22 @@ def _window_beginnings(messages_: list[Message], current_started: datetime | Non
 def _recent(*, with_names: bool) -> list[dict[str, Any]]:
     conversations = list(
         Conversation.objects.filter(last_activity__isnull=False)
+        .with_caller()
         .order_by("-last_activity")
-        .values("sender", "recipient", "last_activity")[:10]
+        .values("sender", "recipient", "last_activity", "caller_name")[:10]
     )
-    names = _names([c["sender"] for c in conversations]) if with_names else {}
     for conversation in conversations:
-        conversation["name"] = names.get(conversation["sender"])
+        conversation["name"] = conversation.pop("caller_name") if with_names else None
         conversation["query"] = urlencode(
             {"sender": conversation["sender"], "recipient": conversation["recipient"]}
         )
     return conversations
 
 
-def _names(senders: list[str]) -> dict[str, str]:
-    """Caller names by sender, looked up as the webhook looks them up."""
-    numbers = {sender: number_of(sender) for sender in senders}
-    callers = Caller.objects.filter(phone_number__in=[n for n in numbers.values() if n])
-    by_number = {caller.phone_number.as_e164: caller.name for caller in callers}
-    return {sender: by_number[number] for sender, number in numbers.items() if number in by_number}
+def _caller_name(sender: str) -> str | None:
+    """The sender's Caller name, found as a conversation finds it (by its sender_number),
+    whether or not the pair has texted yet."""
+    number = number_of(sender)
+    return (
+        Caller.objects.filter(phone_number=number).values_list("name", flat=True).first() if number else None
+    )

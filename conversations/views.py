@@ -7,18 +7,18 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from conversations import health
 from conversations.models import Message
 from conversations.refusals import UNDELIVERABLE, delivery_failed, twilio_error
-from conversations.webhook import SmsRequest, signed_by_twilio, sms_conversation
+from conversations.webhook import TextRequest, signed_by_twilio, sms_conversation
 
 
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 @signed_by_twilio
 @sms_conversation
-def sms(request: SmsRequest) -> str:
+def sms(request: TextRequest) -> str:
     """The counter bot: tell the sender how many texts this conversation has had."""
     count = request.session.get("count", 0) + 1
     request.session["count"] = count
-    context = {"name": request.caller_name, "to": request.sms.recipient, "count": count}
+    context = {"name": request.caller_name, "to": request.text.recipient, "count": count}
     return render_to_string("conversations/reply.txt", context).strip()
 
 

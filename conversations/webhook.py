@@ -95,23 +95,23 @@ def _undecodable(request: HttpRequest) -> bool:
     return False
 
 
-class SmsRequest(HttpRequest):
+class TextRequest(HttpRequest):
     """What a handler gets: the request, with the pair's locked session and its text."""
 
     session: PairSessionStore
     conversation: Conversation
     caller_name: str
-    sms: InboundText
+    text: InboundText
 
 
-Handler = Callable[[SmsRequest], str | None]
+Handler = Callable[[TextRequest], str | None]
 
 
 def sms_conversation(handler: Handler) -> Callable[[HttpRequest], HttpResponse]:
     """Make a view of a handler that turns a pair's texts into replies.
 
     The handler gets the request with `session` (locked and bound to the pair),
-    `conversation`, `caller_name` and `sms` (the InboundText), and returns the reply text,
+    `conversation`, `caller_name` and `text` (the InboundText), and returns the reply text,
     or None to answer nothing.
     """
 
@@ -159,12 +159,12 @@ def _answer(handler: Handler, request: HttpRequest) -> HttpResponse:
 
 def _answer_with(handler: Handler, request: HttpRequest, text: InboundText) -> Callable[..., str | None]:
     def answer(conversation: Conversation, session: PairSessionStore) -> str | None:
-        sms_request = cast(SmsRequest, request)
-        sms_request.session = session
-        sms_request.conversation = conversation
-        sms_request.caller_name = conversation.caller_name or settings.UNKNOWN_CALLER_NAME
-        sms_request.sms = text
-        return handler(sms_request)
+        text_request = cast(TextRequest, request)
+        text_request.session = session
+        text_request.conversation = conversation
+        text_request.caller_name = conversation.caller_name or settings.UNKNOWN_CALLER_NAME
+        text_request.text = text
+        return handler(text_request)
 
     return answer
 

@@ -2,6 +2,9 @@
 
 Nothing here is fast or clever. It reads and writes the same rows the webhook does, one
 obvious query at a time, so that tests can send the same texts through both and compare.
+The rules it states again are the webhook's own order of them (pairs.py) and what its SQL
+does (pair_sql.py); the rules written once elsewhere it calls: Twilio's keywords
+(texts.keyword_of()), the model's bot_paused() and window_live().
 """
 
 from __future__ import annotations
@@ -17,10 +20,7 @@ from django.utils import timezone
 
 from conversations.models import Caller, Conversation, Message
 from conversations.phone import number_of
-
-STOP = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
-START = {"START", "UNSTOP", "YES"}
-HELP = {"HELP", "INFO"}
+from conversations.texts import Keyword, keyword_of
 
 
 class ReferenceStore(SessionStore):
@@ -46,23 +46,21 @@ def receive(params: dict[str, str], handler: Callable[[object], str | None]) -> 
             return earlier.reply or None
         caller = Caller.objects.filter(phone_number=conversation.sender_number).first()
         conversation.last_activity = now
-        word = body.strip().upper()
-        opt_out_type = params.get("OptOutType", "").upper()
-        if word in STOP or opt_out_type == "STOP":
+        keyword = keyword_of(body, params.get("OptOutType", "").strip().upper())
+        if keyword is Keyword.OPT_OUT:
             conversation.opted_out = True
             return _uncounted(conversation, params, Message.Outcome.OPTED_OUT, now)
-        if word in START or opt_out_type == "START":
+        if keyword is Keyword.OPT_IN:
             conversation.opted_out = False
         if caller and caller.blocked:
             return _uncounted(conversation, params, Message.Outcome.BLOCKED, now)
-        if word in HELP or opt_out_type == "HELP":
+        if keyword is Keyword.HELP:
             return _uncounted(conversation, params, Message.Outcome.HELP, now)
         if conversation.opted_out:
             return _uncounted(conversation, params, Message.Outcome.IGNORED_OPTED_OUT, now)
 
-        live = Session.objects.filter(pk=conversation.session_id, expire_date__gt=now).first()
-        if live is not None:
-            store = ReferenceStore(live.session_key)
+        if conversation.window_live(now):
+            store = ReferenceStore(conversation.session_id)
         else:
             Session.objects.filter(pk=conversation.session_id).delete()
             conversation.window_count, conversation.window_started_at = 0, now
@@ -73,11 +71,11 @@ def receive(params: dict[str, str], handler: Callable[[object], str | None]) -> 
             session=store,
             conversation=conversation,
             caller_name=caller.name if caller else settings.UNKNOWN_CALLER_NAME,
-            sms=types.SimpleNamespace(sender=sender, recipient=recipient, body=body, sid=sid),
+            text=types.SimpleNamespace(sender=sender, recipient=recipient, body=body, sid=sid),
         )
         reply = handler(request)
         outcome = Message.Outcome.COUNTED
-        if conversation.bot_paused_until and conversation.bot_paused_until > now:
+        if conversation.bot_paused(now):
             # Staff have the conversation: counted, state kept, nothing sent.
             reply, outcome = None, Message.Outcome.PAUSED
         store.save()

@@ -3,7 +3,8 @@ import importlib
 from django.apps import apps
 from django.test import TestCase
 
-from conversations.models import Caller, search_key
+from conversations.models import Caller
+from conversations.names import search_key
 
 migration = importlib.import_module("conversations.migrations.0005_caller_name_search")
 

@@ -34,7 +34,7 @@ class ConversationAdminTestCase(TwilioTestCase):
         response = self.client.get(CHANGELIST)
 
         row = next(r for r in response.context["cl"].result_list if r.sender == SENDER)
-        self.assertEqual(row.caller, "Rey")
+        self.assertEqual(row.caller_name, "Rey")
         self.assertContains(response, '<td class="field-current_window">2</td>', html=False)
         self.assertContains(response, '<td class="field-lifetime_count">2</td>', html=False)
         self.assertContains(response, "whatsapp:+14155559999")

@@ -29,8 +29,8 @@ SID = "SM" + "cd" * 16
 @csrf_exempt
 @sms_conversation
 def failing(request: HttpRequest) -> str:
-    body = request.sms.body  # A local variable holding the body, as real code has.
-    raise ValueError(f"cannot answer {request.sms.sender}: {body}")
+    body = request.text.body  # A local variable holding the body, as real code has.
+    raise ValueError(f"cannot answer {request.text.sender}: {body}")
 
 
 urlpatterns = [path("failing/", failing)]

@@ -143,7 +143,7 @@ class HandoffAdminTestCase(TwilioTestCase):
             )
 
         with CaptureQueriesContext(connection) as queries:
-            waiting = list(Conversation.objects.needs_reply())
+            waiting = list(Conversation.objects.needs_reply(timezone.now()))
 
         self.assertEqual(len(waiting), 5)
         self.assertEqual(len(queries), 1)

@@ -24,14 +24,14 @@ class PairSqlTestCase(TestCase):
             lifetime_count=5,
         )
 
-    def lock(self, sender: str = SENDER, sid: str | None = None) -> pair_sql.LockedPair | None:
-        return pair_sql.lock_pair_and_session(sender, RECIPIENT, sid=sid, now=self.now)
+    def lock(self, sender: str = SENDER, sid: str | None = None) -> Conversation | None:
+        return Conversation.objects.locked_for_text(sender, RECIPIENT, sid=sid, now=self.now)
 
     def test_it_reads_the_conversation_and_its_live_session(self) -> None:
-        pair = self.lock()
+        conversation = self.lock()
 
-        self.assertEqual(pair.session_data, "data")
-        conversation = pair.conversation
+        self.assertIsInstance(conversation, Conversation)
+        self.assertEqual(conversation.window_data, "data")
         self.assertEqual((conversation.pk, conversation.session_id), (self.conversation.pk, "k" * 32))
         self.assertEqual((conversation.window_count, conversation.lifetime_count), (2, 5))
         self.assertEqual((conversation.caller_name, conversation.caller_blocked), (None, False))
@@ -40,7 +40,7 @@ class PairSqlTestCase(TestCase):
     def test_it_says_when_the_window_has_ended(self) -> None:
         Session.objects.update(expire_date=self.now - timedelta(seconds=1))
 
-        self.assertIsNone(self.lock().session_data)
+        self.assertIsNone(self.lock().window_data)
 
     def test_it_finds_nothing_for_a_new_pair_or_a_conversation_without_session(self) -> None:
         self.assertIsNone(self.lock(sender="+14155550000"))
@@ -51,12 +51,12 @@ class PairSqlTestCase(TestCase):
         Caller.objects.create(phone_number=SENDER, name="Rey", blocked=True)
         Message.objects.create(conversation=self.conversation, direction="inbound", sid="SM1")
 
-        conversation = self.lock(sid="SM1").conversation
+        conversation = self.lock(sid="SM1")
 
         self.assertEqual((conversation.caller_name, conversation.caller_blocked), ("Rey", True))
         self.assertIs(conversation.message_seen, True)
         Conversation.objects.update(sender_number="")  # A sender ID has no Caller.
-        self.assertIsNone(self.lock().conversation.caller_name)
+        self.assertIsNone(self.lock().caller_name)
 
     def test_it_writes_times_the_orm_reads_back(self) -> None:
         expire = self.now + timedelta(hours=4)
@@ -84,7 +84,7 @@ class PairSqlTestCase(TestCase):
         started = self.now - timedelta(minutes=5)
         Conversation.objects.update(window_started_at=started, last_activity=self.now, opted_out=True)
 
-        conversation = self.lock().conversation
+        conversation = self.lock()
 
         self.assertEqual(conversation.window_started_at, started)
         self.assertEqual(conversation.last_activity, self.now)
@@ -93,7 +93,7 @@ class PairSqlTestCase(TestCase):
         self.assertEqual((conversation.sender, conversation.recipient), (SENDER, RECIPIENT))
 
     def test_it_saves_what_a_text_changes(self) -> None:
-        conversation = self.lock().conversation
+        conversation = self.lock()
         conversation.window_count, conversation.last_activity, conversation.opted_out = 3, self.now, True
 
         pair_sql.update_conversation(conversation)

@@ -46,6 +46,8 @@ TEXTS: list[tuple[int, str, str, int, dict[str, str], bool]] = [
     (5 * 60 + 9, "ACME", "Again", 14, {}, False),
     (5 * 60 + 10, f"whatsapp:{SENDER}", "Anyone?", 15, {}, True),  # Staff have it: counted, unanswered.
     (5 * 60 + 50, f"whatsapp:{SENDER}", "Hello?", 16, {}, True),  # The pause is over.
+    (5 * 60 + 51, BLOCKED, "help", 17, {}, True),  # Blocked before HELP.
+    (5 * 60 + 52, BLOCKED, "STOP", 18, {}, True),  # STOP applies whoever sends it.
 ]
 # Staff texted the pair just before the text with this MessageSid number: the bot pauses
 # for so many minutes.

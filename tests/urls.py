@@ -13,7 +13,7 @@ from conversations.webhook import sms_conversation
 @sms_conversation
 def echo(request: HttpRequest) -> str:
     # Appended in place, never reassigned: the machinery saves the session every time.
-    request.session.setdefault("bodies", []).append(request.sms.body)
+    request.session.setdefault("bodies", []).append(request.text.body)
     return " / ".join(request.session["bodies"])
 
 
@@ -33,7 +33,7 @@ def broken(request: HttpRequest) -> str:
 @csrf_exempt
 @sms_conversation
 def slow(request: HttpRequest) -> str:
-    time.sleep(float(request.sms.body))  # A handler that takes as long as the text says.
+    time.sleep(float(request.text.body))  # A handler that takes as long as the text says.
     request.session["slept"] = True
     return "Done."
 

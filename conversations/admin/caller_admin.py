@@ -28,7 +28,8 @@ from conversations.caller_csv import (
     read_callers,
     write_callers,
 )
-from conversations.models import Caller, search_key
+from conversations.models import Caller
+from conversations.names import search_key
 from conversations.phone import number_search
 
 # How many created and changed callers an import preview lists by name (all are counted).
@@ -37,7 +38,7 @@ PREVIEW_ROWS = 200
 PENDING_IMPORT = "caller_import"
 
 
-def callers(count: int) -> str:
+def callers_label(count: int) -> str:
     return f"{count} caller{'' if count == 1 else 's'}"
 
 
@@ -146,9 +147,9 @@ class CallerAdmin(admin.ModelAdmin):
             "updated": [(row, _changes(changes)) for row, changes in plan.updated[:PREVIEW_ROWS]],
             "created_more": max(len(plan.created) - PREVIEW_ROWS, 0),
             "updated_more": max(len(plan.updated) - PREVIEW_ROWS, 0),
-            "created_label": callers(len(plan.created)),
-            "updated_label": callers(len(plan.updated)),
-            "unchanged_label": callers(plan.unchanged),
+            "created_label": callers_label(len(plan.created)),
+            "updated_label": callers_label(len(plan.updated)),
+            "unchanged_label": callers_label(plan.unchanged),
             "token": token,
             "opts": self.model._meta,
         }
@@ -168,9 +169,9 @@ class CallerAdmin(admin.ModelAdmin):
             self.message_user(request, " ".join(error.problems), messages.ERROR)
             return HttpResponseRedirect(reverse("admin:conversations_caller_import"))
         changed = len(plan.created) + len(plan.updated)
-        summary = f"Imported {callers(changed)}: {len(plan.created)} new, {len(plan.updated)} updated"
+        summary = f"Imported {callers_label(changed)}: {len(plan.created)} new, {len(plan.updated)} updated"
         if plan.unchanged:
-            summary += f"; {callers(plan.unchanged)} already up to date"
+            summary += f"; {callers_label(plan.unchanged)} already up to date"
         self.message_user(request, summary + ".", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:conversations_caller_changelist"))
 

@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -48,9 +48,9 @@ class HandoffFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
         conversations = cast(ConversationQuerySet, queryset)
         if self.value() == "needs_reply":
-            return conversations.needs_reply()
+            return conversations.needs_reply(timezone.now())
         if self.value() == "paused":
-            return conversations.bot_paused()
+            return conversations.bot_paused(timezone.now())
         return queryset
 
 
@@ -102,8 +102,7 @@ class ConversationAdmin(ReadOnlyAdmin):
     actions = ("end_conversation", "send_text", "mark_deliverable")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
-        names = Caller.objects.filter(phone_number=OuterRef("sender_number")).order_by().values("name")[:1]
-        return super().get_queryset(request).annotate(caller=Subquery(names))
+        return cast(ConversationQuerySet, super().get_queryset(request)).with_caller()
 
     def get_urls(self) -> list[URLPattern]:
         own = [
@@ -148,9 +147,7 @@ class ConversationAdmin(ReadOnlyAdmin):
             "can_act": self.has_send_permission(request),
             "send_form": SendTextForm(),
             "bot_paused_until": (
-                conversation.bot_paused_until
-                if conversation.bot_paused_until and conversation.bot_paused_until > timezone.now()
-                else None
+                conversation.bot_paused_until if conversation.bot_paused(timezone.now()) else None
             ),
             "can_redact": request.user.has_perm("conversations.redact_message"),
             **(extra_context or {}),
@@ -220,9 +217,9 @@ class ConversationAdmin(ReadOnlyAdmin):
             queryset |= cast(ConversationQuerySet, self.get_queryset(request)).matching(search_term)
         return queryset, may_have_duplicates
 
-    @admin.display(description="Caller", ordering="caller")
+    @admin.display(description="Caller", ordering="caller_name")
     def caller_name(self, conversation: Conversation) -> str:
-        return conversation.caller or "—"
+        return conversation.caller_name or "—"
 
     @admin.display(description="Undeliverable", ordering="undeliverable_since")
     def undeliverable(self, conversation: Conversation) -> str:
@@ -233,10 +230,8 @@ class ConversationAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Texts this window", ordering="window_count")
     def current_window(self, conversation: Conversation) -> int:
-        session = conversation.session
-        if session is None or session.expire_date <= timezone.now():
-            return 0  # The window has ended; the next text starts at 1.
-        return conversation.window_count
+        # Once the window has ended, the next text starts at 1.
+        return conversation.window_count if conversation.window_live(timezone.now()) else 0
 
     # The records are read-only, but ending a window or texting a pair is staff work that
     # needs the model's change permission.

@@ -1,5 +1,6 @@
 from django import template
 from django.contrib.auth.models import AnonymousUser, User
+from django.utils import timezone
 
 from conversations.models import Conversation
 
@@ -13,4 +14,4 @@ def needing_reply(user: User | AnonymousUser) -> int | None:
         user.has_perm("conversations.view_conversation") or user.has_perm("conversations.change_conversation")
     ):
         return None
-    return Conversation.objects.needs_reply().count()
+    return Conversation.objects.needs_reply(timezone.now()).count()
