@@ -14,3 +14,6 @@ os.environ.setdefault("DEBUG", "True")
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 
 from smsproject.settings import *  # noqa: F403
+
+# Texts leave as fast as the tests can send them, unless a test is about the pace.
+SMS_SEND_RATE = 1000.0
