@@ -136,4 +136,4 @@ def _staff(request: HttpRequest) -> User | None:
 def _history_note(request: HttpRequest, conversation_ids: list[int]) -> None:
     # One INSERT for every conversation, however many were texted.
     conversations = list(Conversation.objects.filter(pk__in=conversation_ids))
-    LogEntry.objects.log_actions(request.user.pk, conversations, CHANGE, "Queued a text")
+    LogEntry.objects.log_actions(request.user.pk or 0, conversations, CHANGE, "Queued a text")
