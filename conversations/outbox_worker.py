@@ -25,7 +25,6 @@ from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
@@ -77,8 +76,7 @@ def outbox_drain(seconds: float = TICK_SECONDS) -> int:
         _send(claimed)
         posted += 1
     else:
-        with transaction.atomic():
-            outbox_wake()  # Out of time with texts to go: the next tick goes on at once.
+        in_pair_transaction(outbox_wake)  # Out of time with texts to go: the next tick goes on at once.
     _wake_for_later()
     return posted
 
@@ -179,5 +177,4 @@ def _wake_for_later() -> None:
     later = Message.objects.filter(status__in=Message.READY, send_at__gt=timezone.now())
     earliest = later.aggregate(earliest=Min("send_at"))["earliest"]
     if earliest is not None:
-        with transaction.atomic():
-            outbox_wake(earliest)
+        in_pair_transaction(partial(outbox_wake, earliest))

@@ -26,11 +26,14 @@ from django.utils import timezone
 from django_tasks import task
 
 from conversations.models import Message, OutboxWake
+from conversations.pairs import in_pair_transaction
 
 logger = logging.getLogger(__name__)
 
 # A tick wanted this close after one already enqueued is that one.
 SAME_TICK = timedelta(seconds=1)
+# A tick this long past its time was lost (or its worker is down): another is enqueued.
+LOST_AFTER = timedelta(seconds=30)
 
 
 @task()
@@ -38,24 +41,31 @@ def outbox_tick() -> int:
     """Send every text that may go now (for a while at most); return how many were tried."""
     from conversations.outbox_worker import outbox_drain  # The worker's side only.
 
-    successor = timezone.now() + timedelta(seconds=settings.OUTBOX_POLL)
+    in_pair_transaction(_tick_begin)
+    return outbox_drain()
+
+
+def _tick_begin() -> None:
+    now = timezone.now()
+    # This tick is the one that was due: texts committed from now on need one of their own.
+    OutboxWake.objects.filter(pk=1, wake_at__lte=now + SAME_TICK).update(wake_at=None)
+    successor = now + timedelta(seconds=settings.OUTBOX_POLL)
     # Texts to send by then, or in flight: the successor first, so that the chain outlives a
     # tick killed while sending them. (A text due later has a tick of its own at its time.)
     if Message.objects.ready(successor).union(Message.objects.filter(status=Message.Status.SENDING)).exists():
-        with transaction.atomic():
-            outbox_wake(successor)
-    return outbox_drain()
+        outbox_wake(successor)
 
 
 def outbox_wake(at: datetime | None = None) -> None:
     """Make sure a tick runs at `at` (now by default), once the current transaction commits.
 
-    Nothing is enqueued when a tick is already due by then; a tick due earlier, or one whose
-    time has passed (run, lost or killed), is replaced.
+    Nothing is enqueued when a tick is already due by then and has not begun; one due later is
+    replaced, and so is one long past its time (lost, or its worker gone).
     """
     now = timezone.now()
     at = max(at or now, now)
-    stale_or_later = Q(wake_at__isnull=True) | Q(wake_at__lt=now) | Q(wake_at__gt=at + SAME_TICK)
+    lost = Q(wake_at__lt=now - LOST_AFTER)
+    stale_or_later = Q(wake_at__isnull=True) | lost | Q(wake_at__gt=at + SAME_TICK)
     woken = OutboxWake.objects.filter(pk=1).filter(stale_or_later).update(wake_at=at)
     if not woken and not OutboxWake.objects.filter(pk=1).exists():
         OutboxWake.objects.bulk_create([OutboxWake(pk=1, wake_at=at)], ignore_conflicts=True)
