@@ -82,3 +82,14 @@ def _enqueue(at: datetime) -> None:
         # The rows are committed and the request must not fail for it: the next wake, or a
         # tick already in the chain, sends them.
         logger.exception("outbox: could not enqueue a tick")
+
+
+def outbox_rouse() -> None:
+    """A tick now, whatever OutboxWake says: for a worker (re)starting, so that texts waiting
+    since it stopped go at once, on any backend."""
+
+    def work() -> None:
+        OutboxWake.objects.filter(pk=1).update(wake_at=None)
+        outbox_wake()
+
+    in_pair_transaction(work)
