@@ -9,11 +9,20 @@ DJANGO_TESTS := $(VENV)/django-tests-$(DJANGO_VERSION)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-fast lint format serve bench migrate clean
+.PHONY: run worker test test-fast lint format serve bench migrate clean
 
+# The server and the outbox's worker (which sends the texts the app starts), in one command:
+# Ctrl-C stops both.
 run: $(VENV)/.runtime .env
 	$(BIN)/python manage.py migrate --no-input
+	@trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/python manage.py outbox_worker --reload & \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# The outbox's worker alone (TASKS_BACKEND: db_worker, or an RQ worker).
+worker: $(VENV)/.runtime .env
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py outbox_worker
 
 # The suite never reads .env (tests/settings.py), so it needs none.
 test: $(VENV)/.dev $(DJANGO_TESTS)

@@ -100,3 +100,18 @@ def check_quiet_hours(**kwargs: Any) -> list[Error]:
             )
         ]
     return []
+
+
+@register()
+def check_outbox_settings(**kwargs: Any) -> list[Error]:
+    # Each would stop the worker at its first text, long after startup: refuse to start instead.
+    problems = []
+    if settings.TASKS_BACKEND not in ("db", "rq"):
+        problems.append(f"TASKS_BACKEND must be db or rq, not {settings.TASKS_BACKEND!r}.")
+    if settings.TASKS_BACKEND == "rq" and not settings.REDIS_URL:
+        problems.append("TASKS_BACKEND=rq needs REDIS_URL (the Redis the workers share).")
+    if settings.SMS_SEND_RATE <= 0 or settings.TWILIO_TIMEOUT <= 0 or settings.OUTBOX_POLL <= 0:
+        problems.append("SMS_SEND_RATE, TWILIO_TIMEOUT and OUTBOX_POLL must be more than 0.")
+    if settings.SEND_ATTEMPTS < 1:
+        problems.append("SEND_ATTEMPTS must be at least 1.")
+    return [Error(problem, id="conversations.E005") for problem in problems]

@@ -11,6 +11,7 @@ from phonenumber_field.modelfields import PhoneNumberField
 
 # validate_printable is also what migration 0004 names as conversations.models'.
 from conversations.names import search_key, validate_printable
+from conversations.outbox_rows import OUTBOX_WAITING, OutboxWake, SenderPace  # noqa: F401
 from conversations.phone import number_of, number_search
 
 
@@ -69,10 +70,7 @@ class ConversationQuerySet(models.QuerySet):
     def needs_reply(self, now: datetime) -> ConversationQuerySet:
         """Taken over by staff, and the customer texted last: someone owes them an answer."""
         # A staff text that never went out answers nobody.
-        answers = Message.objects.exclude(
-            direction=Message.Direction.OUTBOUND,
-            status__in=(Message.Status.FAILED, Message.Status.UNDELIVERED),
-        )
+        answers = Message.objects.exclude(direction=Message.Direction.OUTBOUND, status__in=Message.NOT_SENT)
         latest = answers.filter(conversation=OuterRef("pk")).order_by("-created_at", "-pk")
         return (
             self.bot_paused(now)
@@ -180,6 +178,10 @@ class MessageQuerySet(models.QuerySet):
         earlier = [name for name, order in Message.STATUS_ORDER.items() if order < rank]
         return self.filter(status__in=earlier).update(status=status, error=error)
 
+    def ready(self, now: datetime) -> MessageQuerySet:
+        """Texts the worker may send now: pending or scheduled, and their time has come."""
+        return self.filter(Q(send_at__isnull=True) | Q(send_at__lte=now), status__in=Message.READY)
+
     def from_twilio(self, sender: str) -> MessageQuerySet:
         """Texts Twilio delivered from this sender's number, by SMS or WhatsApp: a real customer's."""
         number = number_of(sender)
@@ -223,10 +225,19 @@ class Message(models.Model):
         IGNORED_OPTED_OUT = "ignored_opted_out", "Ignored while opted out"
         HELP = "help", "HELP (Twilio answers)"
 
+    class Priority(models.IntegerChoices):  # The worker sends a person's text ahead of bulk.
+        BULK = 0
+        PERSON = 10, "Staff text (goes ahead of bulk)"
+
+    READY = (Status.PENDING, Status.SCHEDULED)  # What the outbox's worker may claim.
+    NOT_SENT = (Status.FAILED, Status.UNDELIVERED, Status.CANCELED)  # Reached nobody.
+
     # Twilio's statuses of an outbound text, in the order they can happen. Callbacks may
-    # arrive out of order, so a status never replaces a later one.
+    # arrive out of order, so a status never replaces a later one (any replaces `unknown`).
     STATUS_ORDER = {
         "": 0,
+        Status.PENDING: 0,
+        Status.UNKNOWN: 0,
         Status.ACCEPTED: 1,
         Status.SCHEDULED: 1,
         Status.QUEUED: 2,
@@ -270,6 +281,16 @@ class Message(models.Model):
         related_name="+",
         help_text="The staff member who sent this outbound text.",
     )
+    send_at = models.DateTimeField(
+        null=True, blank=True, help_text="Not sent before (scheduled, or a retry)."
+    )
+    priority = models.PositiveSmallIntegerField(default=0, db_default=0, choices=Priority.choices)
+    attempts = models.PositiveSmallIntegerField(
+        default=0, db_default=0, help_text="Times the worker has tried to send it."
+    )
+    claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the worker last began to send it."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = MessageQuerySet.as_manager()
@@ -282,6 +303,10 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation", "created_at"], name="message_history"),
             models.Index(fields=["created_at"], name="message_created_at"),
+            # Small: only the rows waiting in the outbox are in it.
+            models.Index(
+                fields=["status", "send_at"], name="message_outbox", condition=Q(status__in=OUTBOX_WAITING)
+            ),
         ]
 
     def __str__(self) -> str:

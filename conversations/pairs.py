@@ -28,7 +28,6 @@ from functools import partial
 from typing import TypeVar
 
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -197,43 +196,41 @@ def _record(
     )
 
 
-def outbound_record(
-    *,
-    our_number: str,
-    their_number: str,
-    body: str,
-    sid: str | None,
-    status: str,
-    error: str = "",
-    sent_by: User | None = None,
-) -> Message:
-    """Record a text the app sent. One that Twilio accepted opens or refreshes the pair's
-    window, so that the reply, which comes without a cookie, continues the conversation;
-    one that staff sent (sent_by) also pauses the bot there for HANDOFF_PAUSE."""
+def outbound_accepted(message: Message, *, sid: str, status: str, our_number: str = "") -> None:
+    """Record Twilio's yes to a text of the outbox: its SID and status, and the pair's window
+    opened or refreshed, so that the reply, which comes without a cookie, continues the
+    conversation; one that staff sent (sent_by) also pauses the bot there for HANDOFF_PAUSE.
 
-    def work() -> Message:
+    A text queued under the Messaging Service's SID (no number of ours known) moves to the
+    pair with the number Twilio picked. A status callback that got here first keeps its status.
+    """
+    queued_under = message.conversation
+    their_number, ours = queued_under.sender, queued_under.recipient
+    if our_number and ours == settings.TWILIO_MESSAGING_SERVICE_SID:
+        ours = our_number
+
+    def work() -> None:
         now = timezone.now()
-        conversation = _lock_pair(their_number, our_number, now=now)
-        if not error:
-            store = _window_session(conversation, now)
-            store.save()
-            conversation.session_id = store.session_key
-            conversation.last_activity = now
-            pair_sql.update_conversation(conversation)
-            if sent_by is not None and settings.HANDOFF_PAUSE > 0:
-                paused_until = now + timedelta(seconds=settings.HANDOFF_PAUSE)
-                Conversation.objects.filter(pk=conversation.pk).update(bot_paused_until=paused_until)
-        return Message.objects.create(
-            conversation=conversation,
-            direction=Message.Direction.OUTBOUND,
-            sid=sid,
-            body=body,
-            status=status,
-            error=error,
-            sent_by=sent_by,
-        )
+        conversation = _lock_pair(their_number, ours, now=now)
+        store = _window_session(conversation, now)
+        store.save()
+        conversation.session_id = store.session_key
+        conversation.last_activity = now
+        pair_sql.update_conversation(conversation)
+        if message.sent_by_id is not None and settings.HANDOFF_PAUSE > 0:
+            paused_until = now + timedelta(seconds=settings.HANDOFF_PAUSE)
+            Conversation.objects.filter(pk=conversation.pk).update(bot_paused_until=paused_until)
+        row = Message.objects.filter(pk=message.pk)
+        in_flight = (Message.Status.SENDING, Message.Status.UNKNOWN)
+        if not row.filter(status__in=in_flight).update(
+            sid=sid, status=status, error="", conversation=conversation
+        ):
+            row.filter(sid__isnull=True).update(sid=sid)
+            row.update(conversation=conversation)
+        if conversation.pk != queued_under.pk:
+            Conversation.objects.filter(pk=queued_under.pk, messages__isnull=True).delete()
 
-    return in_pair_transaction(work)
+    in_pair_transaction(work)
 
 
 def conversation_end(conversation: Conversation) -> None:

@@ -9,11 +9,13 @@ text Twilio refuses, or a carrier drops, may still be billed, and retrying never
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from django.db.models import Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from conversations.models import Conversation, Message
+from conversations.models import Caller, Conversation, Message
 from conversations.phone import number_of
 
 OPTED_OUT = 21610
@@ -78,24 +80,49 @@ def opted_out_mark(their_number: str, our_number: str) -> int:
     return pairs.update(opted_out=True)
 
 
-def sending_refusal(their_number: str, our_number: str, *, through_service: bool) -> str | None:
-    """Why a text to this number would be refused by Twilio, or None when it may be sent."""
-    theirs = conversations_of(their_number)
-    undeliverable = theirs.exclude(undeliverable_reason="").order_by("-undeliverable_since").first()
-    if undeliverable is not None:
-        since = timezone.localtime(undeliverable.undeliverable_since or timezone.now())
-        return (
-            f"{their_number} is marked undeliverable since {since:%Y-%m-%d %H:%M}: "
-            f"{undeliverable.undeliverable_reason}. Texts to it are not sent; clear the mark "
-            "in the admin once the number is fixed."
+def sending_refusals(
+    pairs: Collection[tuple[str, str]], *, through_service: bool
+) -> dict[tuple[str, str], str]:
+    """Why texts to these (our number, their number) pairs would be refused, by pair; the
+    others may be sent. Two queries, however many pairs: a blocked Caller, a number marked
+    undeliverable, a pair (or, through a Messaging Service, any pair of the number) opted out."""
+    theirs = {their for _, their in pairs}
+    numbers = {number for their in theirs if (number := number_of(their)) is not None}
+    blocked = {
+        str(n)
+        for n in Caller.objects.filter(phone_number__in=numbers, blocked=True).values_list(
+            "phone_number", flat=True
         )
-    opted_out = theirs.filter(opted_out=True)
-    # A Messaging Service keeps one opt-out list for all its numbers; a bare number, its own.
-    if our_number and not through_service:
-        opted_out = opted_out.filter(recipient=our_number)
-    if opted_out.exists():
-        return (
-            f"{their_number} has opted out (replied STOP); Twilio would refuse the text. "
-            "They can text START to opt back in."
-        )
-    return None
+    }
+    marked = Conversation.objects.filter(Q(sender_number__in=numbers) | Q(sender__in=theirs)).filter(
+        Q(opted_out=True) | ~Q(undeliverable_reason="")
+    )
+    undeliverable: dict[str, Conversation] = {}
+    opted_out: set[tuple[str, str]] = set()  # (our number, their number or sender); "" for any of ours.
+    for row in marked.only(
+        "sender", "sender_number", "recipient", "opted_out", "undeliverable_reason", "undeliverable_since"
+    ):
+        keys = {row.sender, row.sender_number} - {""}
+        if row.undeliverable_reason:
+            for key in keys:
+                undeliverable.setdefault(key, row)
+        if row.opted_out:
+            opted_out |= {("" if through_service else row.recipient, key) for key in keys}
+    refused = {}
+    for our, their in pairs:
+        keys = {their, number_of(their) or ""} - {""}
+        if keys & blocked:
+            refused[our, their] = f"{their} is a blocked caller: texts to them are not sent."
+        elif found := next((undeliverable[key] for key in keys if key in undeliverable), None):
+            since = timezone.localtime(found.undeliverable_since or timezone.now())
+            refused[our, their] = (
+                f"{their} is marked undeliverable since {since:%Y-%m-%d %H:%M}: "
+                f"{found.undeliverable_reason}. Texts to it are not sent; clear the mark "
+                "in the admin once the number is fixed."
+            )
+        elif {("" if through_service else our, key) for key in keys} & opted_out:
+            refused[our, their] = (
+                f"{their} has opted out (replied STOP); Twilio would refuse the text. "
+                "They can text START to opt back in."
+            )
+    return refused

@@ -6,6 +6,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from conversations import health
 from conversations.models import Message
+from conversations.outbox import outbox_report
 from conversations.refusals import UNDELIVERABLE, delivery_failed, twilio_error
 from conversations.webhook import TextRequest, signed_by_twilio, sms_conversation
 
@@ -33,6 +34,8 @@ def sms_status(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest("Missing MessageSid or MessageStatus.")
     if len(sid) > 64 or "\x00" in sid or not (error == "" or (error.isdigit() and len(error) <= 10)):
         return HttpResponseBadRequest("Malformed MessageSid or ErrorCode.")
+    if "outbox" in request.GET:  # The callback of a text the outbox sent names its row.
+        outbox_report(request.GET["outbox"], sid=sid, status=status)
     Message.objects.filter(sid=sid).advance_status(status, error=twilio_error(int(error)) if error else "")
     if error and int(error) in UNDELIVERABLE:
         delivery_failed(sid, int(error))

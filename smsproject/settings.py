@@ -33,6 +33,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "phonenumber_field",
     "axes",
+    "django_tasks",
+    "django_tasks_db",
     "conversations",
 ]
 
@@ -192,6 +194,28 @@ TWILIO_REQUIRE_SIGNATURE = bool(TWILIO_AUTH_TOKEN) or not DEBUG
 # API) or "console" (logged and recorded as sent, no network; for development and demos).
 # Any other value is refused by `manage.py check` (conversations.E003).
 SMS_BACKEND = env("SMS_BACKEND", default="console" if DEBUG and not TWILIO_ACCOUNT_SID else "twilio")
+
+# The outbox: texts the app starts are committed as rows first and sent by a worker
+# (`manage.py db_worker`; README "The outbox"), never by a web request.
+# Seconds any call to Twilio's REST API may take before it is given up.
+TWILIO_TIMEOUT = env.float("TWILIO_TIMEOUT", default=10.0)
+# Message segments per second one sender (our number, or the Messaging Service) may send, across
+# every worker: 1 for a US long code; more for toll-free numbers and short codes.
+SMS_SEND_RATE = env.float("SMS_SEND_RATE", default=1.0)
+# Tries of a text Twilio says it did not process (429, no connection), then it fails.
+SEND_ATTEMPTS = env.int("SEND_ATTEMPTS", default=5)
+# While texts wait, the worker looks again at least this often (seconds): for rows a killed
+# worker left behind, and a lost task.
+OUTBOX_POLL = env.float("OUTBOX_POLL", default=10.0)
+# Where the worker's tasks queue: "db" (django-tasks-db, in DATABASE_URL; `manage.py db_worker`)
+# or "rq" (Redis at REDIS_URL, for workers on several hosts; `manage.py rqworker`).
+TASKS_BACKEND = env("TASKS_BACKEND", default="db")
+if TASKS_BACKEND == "rq":
+    INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
+    RQ_QUEUES = {"default": {"URL": REDIS_URL or "redis://127.0.0.1:6379/0"}}
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+else:
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 # Simulator: /simulator/ for staff with its permission; off in production unless switched on.
 SIMULATOR_ENABLED = env.bool("SIMULATOR_ENABLED", default=DEBUG)

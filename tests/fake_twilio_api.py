@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
+import requests
 from twilio.http.response import Response
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 
 @dataclass
@@ -25,7 +27,7 @@ class FakeTwilioApi:
 
     def __init__(self) -> None:
         self.requests: list[ApiRequest] = []
-        self.answers: list[Response] = []
+        self.answers: list[Response | Exception] = []
 
     def accepts(
         self, sid: str = "SM" + "1" * 32, status: str = "queued", from_: str | None = None, to: str = ""
@@ -72,12 +74,30 @@ class FakeTwilioApi:
         """30034: US carriers block 10DLC traffic from a number no A2P campaign registered."""
         self.refuses(400, 30034, "US A2P 10DLC - Message from an Unregistered Number")
 
+    def too_many_requests(self) -> None:
+        """20429: Twilio's concurrency limit, "not processed, safe to retry after backing off"."""
+        self.refuses(429, 20429, "Too Many Requests")
+
+    def times_out(self) -> None:
+        """The request went out and no answer came within TWILIO_TIMEOUT: Twilio may have it."""
+        self.answers.append(requests.ReadTimeout("Read timed out. (read timeout=10)"))
+
+    def refuses_connections(self) -> None:
+        """Nothing listens (or the name did not resolve): the request never left."""
+        reason = NewConnectionError(
+            None, "Failed to establish a new connection: [Errno 111] Connection refused"
+        )  # type: ignore[arg-type]
+        self.answers.append(requests.ConnectionError(MaxRetryError(None, "/Messages.json", reason)))  # type: ignore[arg-type]
+
     def __call__(
         self, method: str, url: str, params: Any = None, data: Any = None, auth: Any = None, **kwargs: Any
     ) -> Response:
         self.requests.append(ApiRequest(method, url, dict(data or {}), auth))
         assert self.answers, f"Twilio's API was not expected to be called: {method} {url} {data}"
-        return self.answers.pop(0)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     @contextmanager
     def serving(self) -> Iterator[FakeTwilioApi]:

@@ -12,5 +12,7 @@ import secrets
 os.environ["ENV_FILE"] = ""
 os.environ.setdefault("DEBUG", "True")
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+# Texts leave as fast as the tests can send them, unless a test is about the pace.
+os.environ.setdefault("SMS_SEND_RATE", "1000")
 
 from smsproject.settings import *  # noqa: F403

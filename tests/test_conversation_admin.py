@@ -7,6 +7,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from conversations.models import Caller, Conversation, Message
+from conversations.outbox_worker import outbox_drain
 from tests.factories import staff_with, superuser
 from tests.fake_twilio_api import FakeTwilioApi
 from tests.twilio import RECIPIENT, SENDER, TwilioTestCase, reply_of
@@ -177,11 +178,15 @@ class ConversationAdminTestCase(TwilioTestCase):
         response = self.client.post(f"{CHANGELIST}{self.conversation.pk}/send/", {"body": "We're open!"})
 
         self.assertRedirects(response, f"{CHANGELIST}{self.conversation.pk}/change/")
+        queued = Message.objects.get(direction=Message.Direction.OUTBOUND)
+        self.assertEqual((queued.status, queued.priority), ("pending", Message.Priority.PERSON))
+        self.assertContains(self.client.get(f"{CHANGELIST}{self.conversation.pk}/change/"), "· pending")
+        outbox_drain()  # The worker's part.
         outbound = Message.objects.get(direction=Message.Direction.OUTBOUND)
         self.assertEqual(
             (outbound.body, outbound.sent_by, outbound.status), ("We're open!", self.staff, "sent")
         )
-        self.assertEqual(history_of(self.conversation), ["Sent a text"])
+        self.assertEqual(history_of(self.conversation), ["Queued a text"])
         self.assertEqual(reply_of(self.twilio.text(cookie="")), "Rey has messaged +15005550006 3 times.")
 
     @override_settings(SMS_BACKEND="console")
@@ -276,6 +281,8 @@ class ConversationAdminTestCase(TwilioTestCase):
         form_page = self.client.post(CHANGELIST, selection)
         with api.serving():
             response = self.client.post(CHANGELIST, {**selection, "send": "1", "body": "We're open!"})
+            self.assertEqual(api.requests, [])  # The admin only queues it.
+            outbox_drain()
 
         self.assertContains(form_page, "To: +14155551234")
         self.assertEqual(response.status_code, 302)
@@ -283,5 +290,5 @@ class ConversationAdminTestCase(TwilioTestCase):
         outbound = Message.objects.get(direction=Message.Direction.OUTBOUND)
         self.assertEqual((outbound.body, outbound.conversation_id), ("We're open!", self.conversation.pk))
         self.assertEqual(outbound.sent_by, self.staff)
-        self.assertEqual(history_of(self.conversation), ["Sent a text"])
+        self.assertEqual(history_of(self.conversation), ["Queued a text"])
         self.assertEqual(reply_of(self.twilio.text(cookie="")), "Rey has messaged +15005550006 3 times.")

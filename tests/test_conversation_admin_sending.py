@@ -6,6 +6,7 @@ from unittest import mock
 from django.test import override_settings
 
 from conversations.models import Conversation, Message
+from conversations.outbox_worker import outbox_drain
 from tests.factories import superuser
 from tests.fake_twilio_api import FakeTwilioApi
 from tests.test_conversation_admin import history_of
@@ -28,7 +29,11 @@ class AdminSendingTestCase(TwilioTestCase):
             response = self.client.post(
                 f"{CHANGELIST}{self.conversation.pk}/send/", {"body": body, **extra}, follow=True
             )
+            outbox_drain()  # The worker's part.
         return [str(message) for message in response.context["messages"]]
+
+    def outbound(self) -> Message:
+        return Message.objects.filter(direction=Message.Direction.OUTBOUND).latest("pk")
 
 
 @override_settings(SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32)
@@ -36,9 +41,9 @@ class ConversationAdminRefusalsTestCase(AdminSendingTestCase):
     def test_it_marks_the_number_undeliverable_and_shows_why_in_the_list_and_on_the_page(self) -> None:
         self.api.refuses_not_mobile(SENDER)
 
-        shown = self.send()
+        self.send()
 
-        self.assertIn("Marked the number undeliverable", shown[0])
+        self.assertIn("Twilio error 21614", self.outbound().error)
         reason = f"Twilio error 21614: To number: {SENDER}, is not a mobile number"
         listed = self.client.get(CHANGELIST, {"undeliverable": "yes"})
         self.assertEqual([c.pk for c in listed.context["cl"].result_list], [self.conversation.pk])
@@ -58,7 +63,7 @@ class ConversationAdminRefusalsTestCase(AdminSendingTestCase):
         self.assertIn(f"Not sent: {SENDER} is marked undeliverable since", shown[0])
         self.assertIn("Landline or unreachable carrier", shown[0])
         self.assertEqual(self.api.requests, [])
-        self.assertFalse(Message.objects.filter(direction=Message.Direction.OUTBOUND).exists())
+        self.assertEqual(self.outbound().status, "canceled")  # Recorded with the reason, never sent.
 
     def test_it_refuses_a_text_to_an_opted_out_number_before_any_request(self) -> None:
         self.twilio.text("STOP")
@@ -76,9 +81,10 @@ class ConversationAdminRefusalsTestCase(AdminSendingTestCase):
     def test_a_stop_twilio_reports_opts_the_conversation_out(self) -> None:
         self.api.refuses_opted_out()
 
-        shown = self.send()
+        self.send()
 
-        self.assertIn("has replied STOP: marked opted out", shown[0])
+        self.assertEqual(self.outbound().status, "failed")
+        self.assertIn("(Twilio error 21610)", self.outbound().error)
         self.conversation.refresh_from_db()
         self.assertIs(self.conversation.opted_out, True)
 
@@ -97,7 +103,8 @@ class ConversationAdminRefusalsTestCase(AdminSendingTestCase):
             (self.conversation.undeliverable_reason, self.conversation.undeliverable_since), ("", None)
         )
         self.assertEqual(history_of(self.conversation), ["Marked the number deliverable again"])
-        self.assertEqual(self.send()[-1], f"Sent the text to {SENDER}.")
+        self.assertEqual(self.send()[-1], f"Queued the text to {SENDER}: the worker sends it.")
+        self.assertEqual(self.outbound().status, "queued")
 
 
 @override_settings(SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32, QUIET_HOURS="21:00-08:00")
@@ -124,7 +131,7 @@ class ConversationAdminQuietHoursTestCase(AdminSendingTestCase):
     def test_the_checkbox_sends_it_anyway(self) -> None:
         self.api.accepts()
 
-        self.assertEqual(self.send(force="on"), [f"Sent the text to {SENDER}."])
+        self.assertEqual(self.send(force="on"), [f"Queued the text to {SENDER}: the worker sends it."])
 
         self.assertEqual(len(self.api.requests), 1)
 
@@ -149,6 +156,7 @@ class ConversationAdminQuietHoursTestCase(AdminSendingTestCase):
 
         with self.api.serving():
             self.client.post(CHANGELIST, {**selection, "force": "on"})
+            outbox_drain()
 
         self.assertEqual(len(self.api.requests), 1)
 

@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conversations.models import Caller, Conversation, Message
+from conversations.outbox_worker import outbox_drain
 from tests.factories import staff_with, superuser
 from tests.twilio import SENDER, TwilioTestCase, reply_of
 
@@ -34,6 +35,7 @@ class HandoffAdminTestCase(TwilioTestCase):
     def send(self, body: str = "Let me check.") -> None:
         response = self.client.post(f"{CHANGELIST}{self.conversation.pk}/send/", {"body": body})
         self.assertEqual(response.status_code, 302)
+        outbox_drain()  # The worker's part.
 
     def page(self) -> str:
         response = self.client.get(f"{CHANGELIST}{self.conversation.pk}/change/")
@@ -56,6 +58,7 @@ class HandoffAdminTestCase(TwilioTestCase):
             CHANGELIST,
             {"action": "send_text", "_selected_action": [self.conversation.pk], "send": "1", "body": "Hi"},
         )
+        outbox_drain()
 
         self.conversation.refresh_from_db()
         self.assertIsNotNone(self.conversation.bot_paused_until)
@@ -84,7 +87,7 @@ class HandoffAdminTestCase(TwilioTestCase):
         self.assertRedirects(response, f"{CHANGELIST}{self.conversation.pk}/change/")
         self.conversation.refresh_from_db()
         self.assertIsNone(self.conversation.bot_paused_until)
-        self.assertEqual(history_of(self.conversation), ["Sent a text", "Resumed the bot"])
+        self.assertEqual(history_of(self.conversation), ["Queued a text", "Resumed the bot"])
         self.assertEqual(reply_of(self.twilio.text()), "Rey has messaged +15005550006 2 times.")
 
     def test_resume_bot_takes_only_post(self) -> None:
@@ -108,6 +111,7 @@ class HandoffAdminTestCase(TwilioTestCase):
         other = Conversation.objects.get(sender=OTHER)
         self.send()  # Staff answered Rey: not waiting.
         self.client.post(f"{CHANGELIST}{other.pk}/send/", {"body": "One moment"})
+        outbox_drain()
         self.twilio.text("Still waiting", sender=OTHER)  # The customer spoke last.
 
         self.assertEqual(self.listed(handoff="needs_reply"), [OTHER])

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from conversations.management.commands.send_sms import Command
 from conversations.models import Conversation, Message
+from conversations.outbox_worker import outbox_drain
 from tests.fake_twilio_api import FakeTwilioApi
 from tests.twilio import RECIPIENT, SENDER, TOKEN, TwilioTestCase, reply_of
 
@@ -20,7 +21,8 @@ LATE_IN_CALIFORNIA = datetime(2026, 1, 15, 7, 10, tzinfo=UTC)
 
 
 class SendSmsCommandTestCase(TwilioTestCase):
-    """Runs `send_sms` against Twilio's API faked at its HTTP layer; no tests of its own."""
+    """Runs `send_sms`, then the worker's part (a tick of the outbox, in-process), against
+    Twilio's API faked at its HTTP layer; no tests of its own."""
 
     def setUp(self) -> None:
         super().setUp()
@@ -30,15 +32,29 @@ class SendSmsCommandTestCase(TwilioTestCase):
         out = StringIO()
         with self.api.serving():
             call_command("send_sms", *args, stdout=out)
+            outbox_drain()
         return out.getvalue()
+
+    def outbound(self) -> Message:
+        return Message.objects.get(direction=Message.Direction.OUTBOUND)
 
 
 @override_settings(SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_FROM_NUMBER=RECIPIENT)
 class SendSmsTestCase(SendSmsCommandTestCase):
+    def test_it_only_queues_the_text_for_the_worker(self) -> None:
+        out = StringIO()
+        with self.api.serving():
+            call_command("send_sms", "Your table is ready", "--to", SENDER, stdout=out)
+
+        message = self.outbound()
+        self.assertEqual((message.status, message.sid, message.priority), ("pending", None, 10))
+        self.assertIn(f"Queued text {message.pk} to {SENDER} (pending): the worker sends it.", out.getvalue())
+        self.assertEqual(self.api.requests, [])
+
     def test_it_sends_through_twilios_api(self) -> None:
         self.api.accepts(sid="SM" + "a" * 32)
 
-        output = self.send("Your table is ready", "--to", SENDER)
+        self.send("Your table is ready", "--to", SENDER)
 
         request = self.api.requests[0]
         self.assertEqual(request.method, "POST")
@@ -46,7 +62,7 @@ class SendSmsTestCase(SendSmsCommandTestCase):
         self.assertEqual((request.data["From"], request.data["To"]), (RECIPIENT, SENDER))
         self.assertEqual(request.data["Body"], "Your table is ready")
         self.assertEqual(request.auth, (ACCOUNT, TOKEN))
-        self.assertIn(f"Sent SM{'a' * 32} (queued)", output)
+        self.assertEqual(self.outbound().sid, f"SM{'a' * 32}")
 
     def test_it_records_the_outbound_text(self) -> None:
         self.api.accepts(sid="SM" + "b" * 32)
@@ -58,6 +74,7 @@ class SendSmsTestCase(SendSmsCommandTestCase):
         self.assertEqual(
             (message.sid, message.status, message.body), ("SM" + "b" * 32, "queued", "Hello there")
         )
+        self.assertEqual((message.attempts, message.num_segments), (1, 1))
         self.assertEqual((message.conversation.sender, message.conversation.recipient), (SENDER, RECIPIENT))
 
     def test_it_opens_a_conversation_the_reply_continues(self) -> None:
@@ -85,24 +102,26 @@ class SendSmsTestCase(SendSmsCommandTestCase):
         self.assertEqual(conversation.window_started_at, started)
         self.assertEqual(conversation.lifetime_count, 3)
 
-    def test_it_explains_a_number_twilio_refuses_and_records_the_failure(self) -> None:
+    def test_it_records_why_twilio_refused_a_number(self) -> None:
         self.api.refuses(400, 21211, "The 'To' number +15005550001 is not a valid phone number.")
 
-        with self.assertRaisesMessage(CommandError, "is not a valid phone number. (Twilio error 21211)"):
-            self.send("Hi", "--to", "+15005550001")
+        self.send("Hi", "--to", "+15005550001")
 
         message = Message.objects.get()
+        self.assertIn("is not a valid phone number. (Twilio error 21211)", message.error)
         self.assertEqual((message.status, message.sid), ("failed", None))
         self.assertIn("Twilio error 21211", message.error)
         self.assertIsNone(message.conversation.session_id)
 
-    def test_it_explains_an_authentication_failure(self) -> None:
+    def test_it_records_an_authentication_failure(self) -> None:
         self.api.refuses(401, 20003, "Authenticate")
 
-        with self.assertRaisesMessage(
-            CommandError, "Twilio refused the text: Authenticate (Twilio error 20003)"
-        ):
-            self.send("Hi", "--to", SENDER)
+        self.send("Hi", "--to", SENDER)
+
+        self.assertEqual(
+            (self.outbound().status, self.outbound().error),
+            ("failed", "Twilio refused the text: Authenticate (Twilio error 20003)"),
+        )
 
     @override_settings(TWILIO_ACCOUNT_SID="")
     def test_it_needs_twilio_credentials(self) -> None:
@@ -121,7 +140,8 @@ class SendSmsTestCase(SendSmsCommandTestCase):
 
         self.send("Hi", "--to", SENDER)
 
-        self.assertEqual(self.api.requests[0].data["StatusCallback"], "https://sms.example.com/sms/status/")
+        callback = f"https://sms.example.com/sms/status/?outbox={self.outbound().pk}"
+        self.assertEqual(self.api.requests[0].data["StatusCallback"], callback)
 
     @override_settings(TWILIO_FROM_NUMBER="")
     def test_it_needs_a_number_to_send_from_without_a_messaging_service(self) -> None:
@@ -168,7 +188,8 @@ class SendSmsMessagingServiceTestCase(SendSmsTestCase):
         """Not with one: the service picks the sender."""
         self.api.accepts(from_=RECIPIENT)
 
-        self.assertIn("Sent", self.send("Hi", "--to", SENDER))
+        self.assertIn("Queued", self.send("Hi", "--to", SENDER))
+        self.assertEqual(self.outbound().status, "queued")
 
     @override_settings(TWILIO_FROM_NUMBER="")
     def test_a_stop_through_any_of_the_services_numbers_refuses_the_text(self) -> None:
@@ -185,8 +206,7 @@ class SendSmsRefusalsTestCase(SendSmsCommandTestCase):
         self.twilio.text("Hi")  # The pair exists, and has not opted out here.
         self.api.refuses_opted_out()
 
-        stop = self.assertRaisesMessage(CommandError, "has replied STOP: marked opted out")
-        with self.assertLogs("conversations.outbound", "WARNING") as logs, stop:
+        with self.assertLogs("conversations.outbox_worker", "WARNING") as logs:
             self.send("Your table is ready", "--to", SENDER)
 
         self.assertIs(Conversation.objects.get().opted_out, True)
@@ -204,13 +224,17 @@ class SendSmsRefusalsTestCase(SendSmsCommandTestCase):
             self.send("Hi", "--to", SENDER)
 
         self.assertEqual(self.api.requests, [])
-        self.assertFalse(Message.objects.filter(direction=Message.Direction.OUTBOUND).exists())
+        refused = self.outbound()  # Recorded, with the reason, and never sent.
+        self.assertEqual(refused.status, "canceled")
+        self.assertIn("has opted out (replied STOP)", refused.error)
 
     def test_an_opt_out_from_another_of_our_numbers_does_not_refuse_a_bare_number(self) -> None:
         Conversation.objects.create(sender=SENDER, recipient="+15005550009", opted_out=True)
         self.api.accepts()
 
-        self.assertIn("Sent", self.send("Hi", "--to", SENDER))
+        self.send("Hi", "--to", SENDER)
+
+        self.assertEqual(self.outbound().status, "queued")
 
     def assert_undeliverable(self, number: str, reason: str) -> None:
         for conversation in Conversation.objects.filter(sender_number=number):
@@ -222,8 +246,7 @@ class SendSmsRefusalsTestCase(SendSmsCommandTestCase):
         self.twilio.text("Hola", sender=f"whatsapp:{SENDER}")
         self.api.refuses_invalid_number(SENDER)
 
-        with self.assertRaisesMessage(CommandError, "Marked the number undeliverable"):
-            self.send("Hi", "--to", SENDER)
+        self.send("Hi", "--to", SENDER)
 
         self.assertEqual(Conversation.objects.filter(sender_number=SENDER).count(), 3)
         self.assert_undeliverable(
@@ -234,35 +257,31 @@ class SendSmsRefusalsTestCase(SendSmsCommandTestCase):
     def test_a_number_that_is_not_mobile_is_marked_undeliverable(self) -> None:
         self.api.refuses_not_mobile(SENDER)
 
-        with self.assertRaises(CommandError):
-            self.send("Hi", "--to", SENDER)
+        self.send("Hi", "--to", SENDER)
 
         self.assert_undeliverable(SENDER, f"Twilio error 21614: To number: {SENDER}, is not a mobile number")
 
     def test_it_refuses_a_text_to_an_undeliverable_number_before_any_request(self) -> None:
         self.api.refuses_not_mobile(SENDER)
-        with self.assertRaises(CommandError):
-            self.send("Hi", "--to", SENDER)
+        self.send("Hi", "--to", SENDER)
 
         with self.assertRaisesMessage(CommandError, f"Not sent: {SENDER} is marked undeliverable since"):
             self.send("Hi again", "--to", SENDER)
 
         self.assertEqual(len(self.api.requests), 1)
-        self.assertEqual(Message.objects.count(), 1)
+        self.assertEqual(Message.objects.get(body="Hi again").status, "canceled")
 
     def test_an_unregistered_sender_is_recorded_but_does_not_mark_the_number(self) -> None:
         self.api.refuses_unregistered()
 
-        with self.assertRaisesMessage(
-            CommandError, "Message from an Unregistered Number (Twilio error 30034)"
-        ):
-            self.send("Hi", "--to", SENDER)
+        self.send("Hi", "--to", SENDER)
 
-        self.assertIn("Twilio error 30034", Message.objects.get().error)
+        self.assertIn("Message from an Unregistered Number (Twilio error 30034)", Message.objects.get().error)
         conversation = Conversation.objects.get()
         self.assertEqual((conversation.undeliverable_reason, conversation.opted_out), ("", False))
         self.api.accepts()
-        self.assertIn("Sent", self.send("Hi", "--to", SENDER))
+        self.send("Hi again", "--to", SENDER)
+        self.assertEqual(Message.objects.get(body="Hi again").status, "queued")
 
     def test_a_refused_text_exits_non_zero(self) -> None:
         Conversation.objects.create(sender=SENDER, recipient=RECIPIENT, opted_out=True)
@@ -301,12 +320,14 @@ class SendSmsQuietHoursTestCase(SendSmsCommandTestCase):
     def test_it_sends_where_it_is_day_at_the_same_moment(self) -> None:
         self.api.accepts()
 
-        self.assertIn("Sent", self.send("Good evening", "--to", "+61291234567"))
+        self.send("Good evening", "--to", "+61291234567")
+
+        self.assertEqual(len(self.api.requests), 1)
 
     def test_force_sends_it_anyway(self) -> None:
         self.api.accepts()
 
-        self.assertIn("Sent", self.send("Your table is ready", "--to", SENDER, "--force"))
+        self.send("Your table is ready", "--to", SENDER, "--force")
 
         self.assertEqual(len(self.api.requests), 1)
         self.assertEqual(Message.objects.get().created_at, timezone.now())
@@ -319,8 +340,9 @@ class SendSmsQuietHoursTestCase(SendSmsCommandTestCase):
 class SendSmsConsoleTestCase(SendSmsCommandTestCase):
     def send(self, *args: str) -> str:
         out = StringIO()
-        with self.api.serving(), self.assertLogs("conversations.outbound") as logs:
+        with self.api.serving(), self.assertLogs("conversations.twilio_api") as logs:
             call_command("send_sms", *args, stdout=out)
+            outbox_drain()
         self.logged = "\n".join(logs.output)
         return out.getvalue()
 
@@ -330,7 +352,7 @@ class SendSmsConsoleTestCase(SendSmsCommandTestCase):
         message = Message.objects.get()
         self.assertRegex(message.sid, r"^SM[0-9a-f]{32}$")
         self.assertEqual((message.status, message.error, message.body), ("sent", "", "Your table is ready"))
-        self.assertIn(f"Sent {message.sid} (sent)", output)
+        self.assertIn(f"Queued text {message.pk}", output)
         self.assertIn("'Your table is ready'", self.logged)
         self.assertEqual(self.api.requests, [])
 

@@ -7,10 +7,11 @@ from django.test import override_settings
 from django.utils import timezone
 
 from conversations.models import Caller, Conversation, Message
-from conversations.outbound import SendError, message_send
+from conversations.outbox import text_enqueue
 from conversations.pairs import bot_resume
 from tests.factories import superuser
 from tests.fake_twilio_api import FakeTwilioApi
+from tests.outbox import sent
 from tests.twilio import RECIPIENT, SENDER, TwilioTestCase, reply_of, sid_of
 
 
@@ -23,10 +24,15 @@ class HandoffTestCase(TwilioTestCase):
         self.twilio.text("Is my order ready?")
 
     def staff_text(self, body: str = "Let me check for you.") -> Message:
-        return message_send(our_number=RECIPIENT, their_number=SENDER, body=body, sent_by=self.staff)
+        return sent(our_number=RECIPIENT, their_number=SENDER, body=body, sent_by=self.staff)
 
     def conversation(self) -> Conversation:
         return Conversation.objects.get(sender=SENDER)
+
+    def test_a_staff_text_pauses_the_bot_once_it_is_sent(self) -> None:
+        text_enqueue(our_number=RECIPIENT, their_number=SENDER, body="On my way", sent_by=self.staff)
+
+        self.assertIsNone(self.conversation().bot_paused_until)  # Queued, not sent yet.
 
     def test_a_staff_text_pauses_the_bot_for_handoff_pause(self) -> None:
         before = timezone.now()
@@ -82,7 +88,7 @@ class HandoffTestCase(TwilioTestCase):
         self.assertEqual(reply_of(self.twilio.text()), "Rey has messaged +15005550006 2 times.")
 
     def test_a_text_the_app_sends_without_staff_does_not_pause_the_bot(self) -> None:
-        message_send(our_number=RECIPIENT, their_number=SENDER, body="Your table is ready")
+        sent(our_number=RECIPIENT, their_number=SENDER, body="Your table is ready")
 
         self.assertIsNone(self.conversation().bot_paused_until)
         self.assertEqual(reply_of(self.twilio.text()), "Rey has messaged +15005550006 2 times.")
@@ -93,9 +99,10 @@ class HandoffTestCase(TwilioTestCase):
         api.refuses(
             status=400, code=21617, message="The concatenated message body exceeds the 1600 character limit."
         )
-        with api.serving(), self.assertRaises(SendError):
-            self.staff_text()
+        with api.serving():
+            refused = self.staff_text()
 
+        self.assertEqual(refused.status, "failed")
         self.assertIsNone(self.conversation().bot_paused_until)
 
     @override_settings(HANDOFF_PAUSE=0)

@@ -18,7 +18,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from conversations.admin.sending import SendFromForm, send_texts
+from conversations.admin.sending import SendFromForm, send_text_action
 from conversations.caller_csv import (
     CallerCsvError,
     CallerRow,
@@ -196,5 +196,5 @@ class CallerAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send a text to the selected callers", permissions=["change"])
     def send_text(self, request: HttpRequest, queryset: QuerySet[Caller]) -> HttpResponse | None:
-        pairs = [("", str(caller.phone_number)) for caller in queryset]
-        return send_texts(self, request, SendFromForm, pairs)
+        pairs = [("", str(number)) for number in queryset.values_list("phone_number", flat=True)]
+        return send_text_action(self, request, SendFromForm, pairs)

@@ -15,9 +15,9 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from conversations.admin.sending import FORCE_HINT, SendTextForm, send_texts, text_send
+from conversations.admin.sending import FORCE_HINT, SendTextForm, send_text_action, staff_text_enqueue
 from conversations.models import Caller, Conversation, ConversationQuerySet
-from conversations.outbound import QuietHoursError, SendError
+from conversations.outbox import QuietHoursError, SendError
 from conversations.pairs import bot_resume, conversation_end
 from conversations.refusals import deliverable_mark
 
@@ -179,7 +179,7 @@ class ConversationAdmin(ReadOnlyAdmin):
                 )
             return self._back_to(conversation)
         try:
-            text_send(
+            staff_text_enqueue(
                 self,
                 request,
                 conversation.recipient,
@@ -192,7 +192,9 @@ class ConversationAdmin(ReadOnlyAdmin):
         except SendError as error:
             self.message_user(request, f"Not sent: {error}", messages.ERROR)
         else:
-            self.message_user(request, f"Sent the text to {conversation.sender}.", messages.SUCCESS)
+            self.message_user(
+                request, f"Queued the text to {conversation.sender}: the worker sends it.", messages.SUCCESS
+            )
         return self._back_to(conversation)
 
     def end_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -264,4 +266,4 @@ class ConversationAdmin(ReadOnlyAdmin):
     @admin.action(description="Send a text", permissions=["send"])
     def send_text(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> HttpResponse | None:
         pairs = list(queryset.values_list("recipient", "sender"))
-        return send_texts(self, request, SendTextForm, pairs)
+        return send_text_action(self, request, SendTextForm, pairs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -13,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from conversations.admin.conversation_admin import ReadOnlyAdmin
 from conversations.models import Conversation, Message
+from conversations.outbox import texts_enqueue
 from conversations.redaction import message_redact
 
 
@@ -25,6 +27,7 @@ class MessageAdmin(ReadOnlyAdmin):
         "body_start",
         "reply_start",
         "status",
+        "attempts",
         "outcome",
         "simulated",
     )
@@ -44,8 +47,14 @@ class MessageAdmin(ReadOnlyAdmin):
         "status",
         "outcome",
         "error",
+        "attempts",
+        "priority",
+        "send_at",
+        "claimed_at",
+        "sent_by",
     )
     readonly_fields = fields
+    actions = ("resend_unknown",)
 
     def get_urls(self) -> list[URLPattern]:
         own = [
@@ -84,6 +93,26 @@ class MessageAdmin(ReadOnlyAdmin):
             matching = Conversation.objects.matching(search_term)
             queryset |= self.get_queryset(request).filter(conversation__in=matching)
         return queryset, may_have_duplicates
+
+    @admin.action(
+        description="Re-send texts in doubt (unknown): Twilio may have them already, so they may arrive twice",
+        permissions=["resend"],
+    )
+    def resend_unknown(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        # Only staff know whether the customer got it; the worker never re-sends one by itself.
+        doubtful = queryset.filter(status=Message.Status.UNKNOWN).select_related("conversation")
+        staff = request.user if isinstance(request.user, User) else None
+        again = [(m.conversation.recipient, m.conversation.sender, m.body) for m in doubtful]
+        for our, their, body in again:
+            texts_enqueue(pairs=[(our, their)], body=body, sent_by=staff, force=True)
+        self.message_user(
+            request,
+            f"Queued {len(again)} text{'' if len(again) == 1 else 's'} again; each may arrive twice.",
+            messages.WARNING,
+        )
+
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("conversations.change_conversation")
 
     @admin.display(description="Body")
     def body_start(self, message: Message) -> str:

@@ -1,4 +1,4 @@
-"""Sending texts from the admin: the forms, and one text sent and noted in the history."""
+"""Texting from the admin: the forms, and texts queued in the outbox and noted in the history."""
 
 from __future__ import annotations
 
@@ -8,17 +8,18 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from conversations import quiet_hours
-from conversations.models import Message
-from conversations.outbound import QuietHoursError, SendError, message_send
+from conversations.models import Conversation, Message
+from conversations.outbox import SendError, text_enqueue, texts_enqueue
 from conversations.phone import number_of
 
 
-def texts(count: int) -> str:
+def texts_phrase(count: int) -> str:
     return f"{count} text{'' if count == 1 else 's'}"
 
 
@@ -68,13 +69,14 @@ class SendFromForm(SendTextForm):
         return number
 
 
-def send_texts(
+def send_text_action(
     modeladmin: admin.ModelAdmin,
     request: HttpRequest,
     form_class: type[SendTextForm],
     pairs: list[tuple[str, str]],
 ) -> HttpResponse | None:
-    """The intermediate page of a "Send a text" action, then one text per (our, their) pair."""
+    """The intermediate page of a "Send a text" action, then one text per (our, their) pair,
+    committed to the outbox at once (the worker sends them) and noted in each history."""
     form = form_class(request.POST if "send" in request.POST else None)
     if not form.is_valid():
         context = {
@@ -87,44 +89,52 @@ def send_texts(
             "opts": modeladmin.model._meta,
         }
         return TemplateResponse(request, "admin/conversations/send_text.html", context)
-    sent = 0
-    for our_number, their_number in pairs:
-        our_number = form.cleaned_data.get("our_number") or our_number
-        try:
-            text_send(
-                modeladmin,
-                request,
-                our_number,
-                their_number,
-                form.cleaned_data["body"],
-                force=form.cleaned_data.get("force", False),
-            )
-            sent += 1
-        except QuietHoursError as error:
-            modeladmin.message_user(
-                request, f"Not sent to {their_number}: {error} {FORCE_HINT}", messages.ERROR
-            )
-        except SendError as error:
-            modeladmin.message_user(request, f"Not sent to {their_number}: {error}", messages.ERROR)
-    if sent:
-        modeladmin.message_user(request, f"Sent {texts(sent)}.", messages.SUCCESS)
+    our_number = form.cleaned_data.get("our_number")
+    try:
+        result = texts_enqueue(
+            pairs=[(our_number or our, their) for our, their in pairs],
+            body=form.cleaned_data["body"],
+            sent_by=_staff(request),
+            force=form.cleaned_data.get("force", False),
+        )
+    except SendError as error:
+        modeladmin.message_user(request, f"Not sent: {error}", messages.ERROR)
+        return None
+    for their_number, why in result.held:
+        modeladmin.message_user(request, f"Not sent to {their_number}: {why} {FORCE_HINT}", messages.ERROR)
+    for their_number, why in result.refused:
+        modeladmin.message_user(request, f"Not sent to {their_number}: {why}", messages.ERROR)
+    if result.messages:
+        _history_note(request, [message.conversation_id for message in result.messages])
+        modeladmin.message_user(
+            request, f"Queued {texts_phrase(len(result.messages))}: the worker sends them.", messages.SUCCESS
+        )
     return None
 
 
-def text_send(
+def staff_text_enqueue(
     modeladmin: admin.ModelAdmin,
     request: HttpRequest,
     our_number: str,
     their_number: str,
     body: str,
     *,
-    force: bool = False,
+    force: bool,
 ) -> Message:
-    """Send one text as the staff user, and note it in the conversation's admin history."""
-    # Admin views let only staff in: the user is a real one, never the anonymous user.
-    staff = request.user if isinstance(request.user, User) else None
-    message = message_send(
-        our_number=our_number, their_number=their_number, body=body, sent_by=staff, force=force
+    """Queue one text from the staff user, ahead of bulk texts, and note it in the history."""
+    message = text_enqueue(
+        our_number=our_number, their_number=their_number, body=body, sent_by=_staff(request), force=force
     )
-    modeladmin.log_change(request, message.conversation, "Sent a text")
+    modeladmin.log_change(request, message.conversation, "Queued a text")
     return message
+
+
+def _staff(request: HttpRequest) -> User | None:
+    # Admin views let only staff in: the user is a real one, never the anonymous user.
+    return request.user if isinstance(request.user, User) else None
+
+
+def _history_note(request: HttpRequest, conversation_ids: list[int]) -> None:
+    # One INSERT for every conversation, however many were texted.
+    conversations = list(Conversation.objects.filter(pk__in=conversation_ids))
+    LogEntry.objects.log_actions(request.user.pk or 0, conversations, CHANGE, "Queued a text")

@@ -3,12 +3,15 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from conversations.outbound import QuietHoursError, SendError, message_send
+from conversations.outbox import QuietHoursError, SendError, text_enqueue
 from conversations.phone import number_of
 
 
 class Command(BaseCommand):
-    help = "Send a text through Twilio and open the pair's conversation, so the reply continues it."
+    help = (
+        "Queue a text in the outbox: the worker (manage.py db_worker) sends it through Twilio and opens "
+        "the pair's conversation, so the reply continues it."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("body", help="The text to send.")
@@ -22,9 +25,6 @@ class Command(BaseCommand):
             ),
         )
         parser.add_argument("--to", dest="their_number", required=True, help="The recipient, in E.164.")
-        parser.add_argument(
-            "--status-callback", help="URL for delivery reports (default: from TWILIO_WEBHOOK_BASE_URL)."
-        )
         parser.add_argument("--force", action="store_true", help="Send even in the recipient's QUIET_HOURS.")
 
     def handle(self, *args: Any, body: str, our_number: str, their_number: str, **options: Any) -> None:
@@ -37,15 +37,13 @@ class Command(BaseCommand):
             if number_of(number) is None:
                 raise CommandError(f"{label} {number!r} is not a phone number in E.164 form (+14155551234).")
         try:
-            message = message_send(
-                our_number=our_number,
-                their_number=their_number,
-                body=body,
-                status_callback=options["status_callback"],
-                force=options["force"],
+            message = text_enqueue(
+                our_number=our_number, their_number=their_number, body=body, force=options["force"]
             )
         except QuietHoursError as error:
             raise CommandError(f"Not sent: {error} Add --force to send it now.") from error
         except SendError as error:
             raise CommandError(f"Not sent: {error}") from error
-        self.stdout.write(f"Sent {message.sid} ({message.status}) to {their_number}.")
+        self.stdout.write(
+            f"Queued text {message.pk} to {their_number} ({message.status}): the worker sends it."
+        )

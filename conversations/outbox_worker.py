@@ -1,0 +1,180 @@
+"""The outbox's worker: claim a row, POST it once, commit Twilio's answer.
+
+At most one POST per row: the claim (`sending`, one more attempt, claimed_at) is committed
+before the REST call and Twilio's answer after it, each in a short transaction of its own
+through the same writer lock as the webhook's texts (in_pair_transaction), never held during
+the call. What Twilio's answer means (twilio_api.py):
+
+- accepted: its SID and status, and the pair's window opened or refreshed (pairs.py);
+- refused: `failed` with the reason, fed back to the number as before (refusals.py);
+- not processed (429, no connection): `pending` again after an exponential backoff with
+  jitter, at most SEND_ATTEMPTS tries, then `failed` with the last error;
+- in doubt (timeout after sending, connection lost, 5xx): `unknown`, never sent again by
+  itself; the status callback, whose URL names the row, fills in what Twilio had.
+
+A row left `sending` by a worker that died is `unknown` after a while: its POST may have gone.
+A text is checked again just before it goes: opted out or undeliverable meanwhile, `canceled`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from datetime import timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db.models import F, Min, Q
+from django.utils import timezone
+
+from conversations.models import Message
+from conversations.pacing import pace_reserve
+from conversations.pairs import in_pair_transaction, outbound_accepted
+from conversations.phone import mask
+from conversations.refusals import (
+    OPTED_OUT,
+    UNDELIVERABLE,
+    opted_out_mark,
+    sending_refusals,
+    twilio_error,
+    undeliverable_mark,
+)
+from conversations.segments import segments_of
+from conversations.tasks import outbox_wake
+from conversations.twilio_api import InDoubt, Refused, TryLater, text_post
+
+logger = logging.getLogger(__name__)
+Status = Message.Status
+
+# One tick sends for this long at most, then hands over to the next: a worker asked to stop
+# (Ctrl-C, a deploy) finishes its tick soon.
+TICK_SECONDS = 10.0
+# Backoff of a text Twilio did not process: 1 s, 2 s, 4 s ... at most 5 minutes, with jitter.
+RETRY_FIRST, RETRY_MOST = 1.0, 300.0
+# A claimed row's POST is over after two TWILIO_TIMEOUTs (connect, then read); past this
+# margin more, the worker that claimed it is gone.
+STALE_MARGIN = 10.0
+CANCELED = "canceled"
+
+
+def outbox_drain(seconds: float = TICK_SECONDS) -> int:
+    """Send the texts that may go now, for `seconds` at most; return how many were POSTed."""
+    until = time.monotonic() + seconds
+    in_pair_transaction(_stale_mark)
+    posted = 0
+    while (left := until - time.monotonic()) > 0:
+        claimed = in_pair_transaction(_claim_next)
+        if claimed is None:
+            break
+        if claimed == CANCELED:
+            continue
+        if isinstance(claimed, float):
+            time.sleep(min(claimed, left))  # The sender's pace: its next slot is not free yet.
+            continue
+        assert isinstance(claimed, Message)
+        _send(claimed)
+        posted += 1
+    else:
+        in_pair_transaction(outbox_wake)  # Out of time with texts to go: the next tick goes on at once.
+    _wake_for_later()
+    return posted
+
+
+def status_callback_url(message: Message) -> str | None:
+    """Where Twilio reports on the text, naming its row, when the app's public URL is known."""
+    if not settings.TWILIO_WEBHOOK_BASE_URL:
+        return None
+    return f"{settings.TWILIO_WEBHOOK_BASE_URL.rstrip('/')}/sms/status/?outbox={message.pk}"
+
+
+def _stale_mark() -> int:
+    stale = timedelta(seconds=2 * settings.TWILIO_TIMEOUT + STALE_MARGIN)
+    left_behind = Message.objects.filter(
+        status=Status.SENDING, sid__isnull=True, claimed_at__lt=timezone.now() - stale
+    )
+    return left_behind.update(
+        status=Status.UNKNOWN,
+        error="The worker stopped while sending it: Twilio may have it. Re-send only if it did not arrive.",
+    )
+
+
+def _claim_next() -> Message | float | str | None:
+    """The next text to POST, claimed; or seconds to wait for its sender's pace; or None."""
+    now = timezone.now()
+    ready = Message.objects.ready(now).select_related("conversation").order_by("-priority", "pk")
+    message = ready.select_for_update(skip_locked=True, of=("self",)).first()
+    if message is None:
+        return None
+    our, their = message.conversation.recipient, message.conversation.sender
+    through_service = bool(settings.TWILIO_MESSAGING_SERVICE_SID)
+    if why := sending_refusals([(our, their)], through_service=through_service).get((our, their)):
+        Message.objects.filter(pk=message.pk).update(status=Status.CANCELED, error=why[:200])
+        return CANCELED
+    sender = settings.TWILIO_MESSAGING_SERVICE_SID or our
+    wait = pace_reserve(sender, message.num_segments or segments_of(message.body).count)
+    if wait > 0:
+        return wait
+    Message.objects.filter(pk=message.pk).update(
+        status=Status.SENDING, attempts=F("attempts") + 1, claimed_at=now
+    )
+    message.attempts += 1
+    return message
+
+
+def _send(message: Message) -> None:
+    conversation = message.conversation
+    ours = "" if conversation.recipient == settings.TWILIO_MESSAGING_SERVICE_SID else conversation.recipient
+    try:
+        accepted = text_post(
+            our_number=ours,
+            their_number=conversation.sender,
+            body=message.body,
+            status_callback=status_callback_url(message),
+        )
+    except TryLater as failure:
+        in_pair_transaction(partial(_retry_or_fail, message, str(failure)))
+    except InDoubt as failure:
+        logger.warning("send id=%s to=%s in doubt: %s", message.pk, mask(conversation.sender), failure)
+        in_pair_transaction(partial(_finish, message, Status.UNKNOWN, str(failure)))
+    except Refused as refusal:
+        in_pair_transaction(partial(_refused, message, refusal))
+    else:
+        outbound_accepted(message, sid=accepted.sid, status=accepted.status, our_number=accepted.our_number)
+
+
+def _finish(message: Message, status: str, error: str) -> None:
+    # Unless a status callback has told us more meanwhile.
+    claimed = Q(status__in=(Status.SENDING, Status.UNKNOWN), sid__isnull=True)
+    Message.objects.filter(claimed, pk=message.pk).update(status=status, error=error[:200])
+
+
+def _retry_or_fail(message: Message, error: str) -> None:
+    if message.attempts >= settings.SEND_ATTEMPTS:
+        _finish(message, Status.FAILED, f"{error} (gave up after {message.attempts} attempts)")
+        return
+    backoff = min(RETRY_FIRST * 2 ** (message.attempts - 1), RETRY_MOST) * random.uniform(0.5, 1.5)
+    claimed = Q(status__in=(Status.SENDING, Status.UNKNOWN), sid__isnull=True)
+    Message.objects.filter(claimed, pk=message.pk).update(
+        status=Status.PENDING, error=error[:200], send_at=timezone.now() + timedelta(seconds=backoff)
+    )
+
+
+def _refused(message: Message, refusal: Refused) -> None:
+    """Record a refusal and what it says about the number."""
+    our, their = message.conversation.recipient, message.conversation.sender
+    # One line, no traceback: a refusal is an answer, not a fault, and is never retried.
+    logger.warning("send id=%s from=%s to=%s failed: %s", message.pk, mask(our), mask(their), refusal)
+    _finish(message, Status.FAILED, str(refusal))
+    if refusal.code == OPTED_OUT:
+        opted_out_mark(their, "" if settings.TWILIO_MESSAGING_SERVICE_SID else our)
+    elif refusal.code in UNDELIVERABLE:
+        undeliverable_mark(their, twilio_error(refusal.code, refusal.words))
+
+
+def _wake_for_later() -> None:
+    """A tick for the earliest text that may go later (scheduled, or backing off)."""
+    later = Message.objects.filter(status__in=Message.READY, send_at__gt=timezone.now())
+    earliest = later.aggregate(earliest=Min("send_at"))["earliest"]
+    if earliest is not None:
+        in_pair_transaction(partial(outbox_wake, earliest))

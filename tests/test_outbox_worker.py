@@ -1,0 +1,194 @@
+"""The worker's tick, in-process, against Twilio's API faked at its HTTP layer: what each of
+Twilio's answers does to a row, and that no row is ever POSTed twice by itself."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from unittest import mock
+
+from django.test import override_settings
+from django.utils import timezone
+
+from conversations.models import Conversation, Message, OutboxWake
+from conversations.outbox import text_enqueue, texts_enqueue
+from conversations.outbox_worker import outbox_drain
+from tests.fake_twilio_api import FakeTwilioApi
+from tests.twilio import RECIPIENT, SENDER, TwilioTestCase, reply_of, sign
+
+OTHER = "+14155559999"
+
+
+@override_settings(
+    SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_FROM_NUMBER=RECIPIENT, SEND_ATTEMPTS=3
+)
+class OutboxWorkerTestCase(TwilioTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.api = FakeTwilioApi()
+        self.message = text_enqueue(their_number=SENDER, body="Your table is ready")
+
+    def tick(self) -> Message:
+        with self.api.serving():
+            outbox_drain()
+        self.message.refresh_from_db()
+        return self.message
+
+    def backoff_passes(self) -> None:
+        Message.objects.filter(status="pending").update(send_at=timezone.now())
+
+    def test_it_sends_a_queued_text_once(self) -> None:
+        self.api.accepts(sid="SM" + "a" * 32)
+
+        message = self.tick()
+        self.tick()  # Another tick, or the same one run twice: nothing left to send.
+
+        self.assertEqual((message.status, message.sid, message.attempts), ("queued", "SM" + "a" * 32, 1))
+        self.assertEqual(len(self.api.requests), 1)
+
+    def test_it_retries_a_429_after_a_backoff_and_sends_it_once(self) -> None:
+        self.api.too_many_requests()
+        self.api.accepts()
+
+        waiting = self.tick()
+        self.assertEqual((waiting.status, waiting.attempts), ("pending", 1))
+        self.assertGreater(waiting.send_at, timezone.now())  # Backing off, not spinning.
+        self.assertIn("Too Many Requests (Twilio error 20429)", waiting.error)
+        self.backoff_passes()
+
+        self.assertEqual((self.tick().status, self.message.attempts), ("queued", 2))
+        self.assertEqual(len(self.api.requests), 2)
+
+    def test_it_retries_when_the_connection_was_never_made(self) -> None:
+        self.api.refuses_connections()
+        self.api.accepts()
+
+        self.assertEqual(self.tick().status, "pending")
+        self.backoff_passes()
+
+        self.assertEqual(self.tick().status, "queued")
+
+    def test_it_gives_up_after_send_attempts_with_the_last_error(self) -> None:
+        for _ in range(3):
+            self.api.too_many_requests()
+            self.tick()
+            self.backoff_passes()
+
+        self.assertEqual((self.message.status, self.message.attempts), ("failed", 3))
+        self.assertIn("(gave up after 3 attempts)", self.message.error)
+
+    def test_a_read_timeout_makes_the_row_unknown_and_it_is_never_sent_again(self) -> None:
+        self.api.times_out()
+
+        with self.assertLogs("conversations.outbox_worker", "WARNING"):
+            message = self.tick()
+        self.tick()
+
+        self.assertEqual((message.status, message.sid), ("unknown", None))
+        self.assertIn("it may have the text", message.error)
+        self.assertEqual(len(self.api.requests), 1)
+
+    def test_a_server_error_makes_the_row_unknown(self) -> None:
+        self.api.refuses(503, 20500, "Service Unavailable")
+
+        with self.assertLogs("conversations.outbox_worker", "WARNING"):
+            self.assertEqual(self.tick().status, "unknown")
+
+    def test_a_late_status_callback_fills_in_an_unknown_row_and_opens_the_window(self) -> None:
+        self.api.times_out()
+        with self.assertLogs("conversations.outbox_worker", "WARNING"):
+            self.tick()
+        url = f"http://testserver/sms/status/?outbox={self.message.pk}"
+        params = {"AccountSid": "AC" + "0" * 32, "MessageSid": "SM" + "f" * 32, "MessageStatus": "delivered"}
+
+        response = self.client.post(url, params, headers={"X-Twilio-Signature": sign(url, params)})
+
+        self.assertEqual(response.status_code, 204)
+        self.message.refresh_from_db()
+        self.assertEqual((self.message.status, self.message.sid), ("delivered", "SM" + "f" * 32))
+        self.assertEqual(reply_of(self.twilio.text(cookie="")), "Friend has messaged +15005550006 1 time.")
+        self.assertIsNotNone(Conversation.objects.get().session_id)
+
+    def test_a_row_a_dead_worker_left_sending_becomes_unknown_without_a_post(self) -> None:
+        long_ago = timezone.now() - timedelta(minutes=5)
+        Message.objects.filter(pk=self.message.pk).update(status="sending", attempts=1, claimed_at=long_ago)
+
+        message = self.tick()
+
+        self.assertEqual(message.status, "unknown")
+        self.assertIn("The worker stopped while sending it", message.error)
+        self.assertEqual(self.api.requests, [])
+
+    def test_a_row_another_worker_is_sending_is_left_alone(self) -> None:
+        Message.objects.filter(pk=self.message.pk).update(status="sending", claimed_at=timezone.now())
+
+        self.assertEqual(self.tick().status, "sending")
+        self.assertEqual(self.api.requests, [])
+
+    def test_a_text_whose_recipient_opted_out_meanwhile_is_canceled(self) -> None:
+        self.twilio.text("STOP")
+
+        message = self.tick()
+
+        self.assertEqual(message.status, "canceled")
+        self.assertIn("has opted out (replied STOP)", message.error)
+        self.assertEqual(self.api.requests, [])
+
+    def test_a_stop_twilio_reports_fails_that_text_only_and_the_rest_go(self) -> None:
+        texts_enqueue(pairs=[("", OTHER)], body="News")
+        self.api.refuses_opted_out()
+        self.api.accepts(to=OTHER)
+
+        with self.assertLogs("conversations.outbox_worker", "WARNING"):
+            self.assertEqual(self.tick().status, "failed")
+
+        self.assertIs(Conversation.objects.get(sender=SENDER).opted_out, True)
+        self.assertEqual(Message.objects.get(body="News").status, "queued")
+
+    def test_a_staff_text_goes_ahead_of_bulk_texts(self) -> None:
+        Message.objects.filter(pk=self.message.pk).update(status="canceled")
+        texts_enqueue(pairs=[("", f"+1415555{n:04d}") for n in range(3)], body="Bulk")
+        text_enqueue(their_number=OTHER, body="Someone waits for this")
+        for n in range(4):
+            self.api.accepts(sid=f"SM{n:032x}")
+
+        self.tick()
+
+        self.assertEqual(self.api.requests[0].data["Body"], "Someone waits for this")
+
+    def test_a_scheduled_text_waits_for_its_time(self) -> None:
+        Message.objects.filter(pk=self.message.pk).update(status="canceled")
+        later = text_enqueue(their_number=SENDER, body="Later", send_at=timezone.now() + timedelta(hours=1))
+
+        self.tick()
+
+        later.refresh_from_db()
+        self.assertEqual(later.status, "scheduled")
+        self.assertEqual(self.api.requests, [])
+
+
+class OutboxWakeTestCase(TwilioTestCase):
+    """What wakes the worker: one tick for a burst of texts, not one each."""
+
+    @override_settings(SMS_BACKEND="console", TWILIO_FROM_NUMBER=RECIPIENT)
+    def test_a_burst_of_texts_enqueues_one_tick(self) -> None:
+        with (
+            mock.patch("conversations.tasks.outbox_tick") as tick,
+            self.captureOnCommitCallbacks(execute=True),
+        ):
+            for n in range(3):
+                text_enqueue(their_number=f"+1415555{n:04d}", body="Hi")
+
+        self.assertEqual(tick.using.return_value.enqueue.call_count, 1)
+        self.assertIsNotNone(OutboxWake.objects.get().wake_at)
+
+    @override_settings(SMS_BACKEND="console", TWILIO_FROM_NUMBER=RECIPIENT)
+    def test_a_tick_whose_time_has_passed_is_replaced(self) -> None:
+        OutboxWake.objects.create(pk=1, wake_at=timezone.now() - timedelta(minutes=1))  # Lost, or killed.
+
+        with (
+            mock.patch("conversations.tasks.outbox_tick") as tick,
+            self.captureOnCommitCallbacks(execute=True),
+        ):
+            text_enqueue(their_number=SENDER, body="Hi")
+
+        self.assertEqual(tick.using.return_value.enqueue.call_count, 1)
