@@ -91,7 +91,7 @@ def serve(
                 command, cwd=BASE_DIR if config else logs, env={**env, "ENV_FILE": ""}, stdout=log, stderr=log
             )
         try:
-            _wait_until_up(server, ready_path)
+            wait_until_up(server, ready_path)
             yield server
         finally:
             server.process.terminate()
@@ -101,7 +101,13 @@ def serve(
 @contextmanager
 def gunicorn(workers: int = 2, **env: str) -> Iterator[LiveServer]:
     """Serve the app on the test database, as production does, with the tests' secret key and token."""
-    server_env = {
+    with serve(live_server_env(**env), workers) as server:
+        yield server
+
+
+def live_server_env(**env: str) -> dict[str, str]:
+    """The environment of `gunicorn()`: the test database, the tests' secret key and token."""
+    return {
         **os.environ,
         "DATABASE_URL": live_database_url(),
         "DEBUG": "False",
@@ -113,11 +119,9 @@ def gunicorn(workers: int = 2, **env: str) -> Iterator[LiveServer]:
         "SESSION_COOKIE_SECURE": "False",
         **env,
     }
-    with serve(server_env, workers) as server:
-        yield server
 
 
-def _wait_until_up(server: LiveServer, ready_path: str) -> None:
+def wait_until_up(server: LiveServer, ready_path: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
