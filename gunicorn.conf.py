@@ -2,8 +2,6 @@
 
 import multiprocessing
 import os
-import socket
-import struct
 from pathlib import Path
 
 import environ
@@ -19,19 +17,29 @@ wsgi_app = "smsproject.wsgi:application"
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 # Worker processes, one per core by default.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
-# Threaded workers: a connection that is slow to send its request ties up one thread, not a
-# whole process, so a few stalled clients cannot take every worker (with sync workers two
-# of them held both workers until the timeout). Each thread has its own database
-# connection; on SQLite a process's threads queue for the one writer (conversations/locks.py).
-# Behind a buffering proxy, `--threads 1` is faster on SQLite (docs/benchmarks.md);
-# `--threads` or GUNICORN_CMD_ARGS changes the number.
-worker_class = "gthread"
-threads = 4
+# The worker (smsproject/buffering_worker.py) reads every connection without blocking and runs
+# the app only on a request it holds whole, in the same thread. Why this one (figures in
+# docs/benchmarks.md):
+# - Slow clients: one stalled in its headers or its body holds a buffer, not a thread or a
+#   process (sync workers were held by 2 such clients, gthread's 8 threads by 8; this worker
+#   answers /healthz beside 16 + 16 of them).
+# - Speed: a text is CPU-bound Python, so with 2 cores more threads per process only trade
+#   the GIL back and forth (gthread served 30 % fewer texts than sync); this worker has
+#   sync's single thread and, unlike sync, keeps connections alive.
+# - The deadline: it stamps each request with when its bytes reached the kernel, so time
+#   spent queued behind other requests counts against WEBHOOK_DEADLINE.
+# A request that waits for a lock (up to WEBHOOK_DEADLINE) holds its whole process, as with
+# sync workers: the other workers go on, and on SQLite they would queue for the writer anyway.
+worker_class = "smsproject.buffering_worker.BufferingWorker"
 # Twilio gives up on a webhook after 15 seconds; a worker stuck longer is restarted.
 timeout = 15
 graceful_timeout = 10
-# Seconds a connection may stay silent while sending its request or reading the answer.
-SOCKET_TIMEOUT = 10
+# Idle kept-alive connections cost this worker a file descriptor, not a thread.
+keepalive = 30
+# A master started again after a crash binds beside the listener its orphaned workers still
+# hold while they finish (they stop when it dies: PR_SET_PDEATHSIG), instead of failing.
+# The price: a second server started on the same port by mistake shares it silently.
+reuse_port = True
 # Recycle workers now and then so that a slow leak cannot grow without bound.
 max_requests = 10000
 max_requests_jitter = 1000
@@ -52,17 +60,3 @@ def on_starting(server: object) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smsproject.settings")
     django.setup()
     call_command("check")
-
-
-def when_ready(server: object) -> None:
-    """Give up on a client that stops sending (or reading) for SOCKET_TIMEOUT seconds.
-
-    A gthread worker reads a request's headers in one of its threads, with no time limit of
-    its own: a client that sends half its headers and stalls would hold that thread for as
-    long as it keeps the connection open. Connections inherit these kernel timeouts from
-    the listening socket, so such a read fails, and the thread is freed, instead.
-    """
-    timeout = struct.pack("ll", SOCKET_TIMEOUT, 0)
-    for listener in server.LISTENERS:  # type: ignore[attr-defined]
-        listener.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeout)
-        listener.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeout)

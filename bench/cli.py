@@ -1,4 +1,4 @@
-"""`python -m bench`: the webhook under load beside two references, served the same way in one run."""
+"""`python -m bench`: the webhook under load beside three references, in one run."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import environ
 
 from bench import inprocess, profile, report
 from bench.cpu import Meter
-from bench.database import BASE_DIR, fresh_database
+from bench.database import BASE_DIR, BenchDatabase, fresh_database
 from bench.load import WrkResult, run_wrk
 from bench.traffic import MAX_PAIRS, Pair, Signer, make_pairs, send_text, write_requests
 from tests.server import LiveServer, gunicorn_command, serve
@@ -35,7 +35,9 @@ HEADROOM = 1.5
 # The references keep no record of texts, so their (fewer) lines are sent again and again.
 REUSED_LINES_PER_PAIR = 20
 FLASK_APP = "bench.flask_app:app"
+NAIVE_APP = "bench.naive_app:application"
 CONFIG_SHOWN = ("workers", "worker_class", "threads", "keepalive", "max_requests")
+NAIVE_SQLITE_PATH = BASE_DIR / "var" / "bench-naive.sqlite3"
 _started = time.monotonic()
 
 
@@ -48,8 +50,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="The /sms/ webhook under gunicorn (production config) on a fresh database, beside "
-        "a no-op Django TwiML view and Twilio's Flask cookie tutorial app, under the same signed, "
-        "cookie-keeping wrk load. PostgreSQL when DATABASE_URL is postgres://..., else SQLite.",
+        "a no-op Django TwiML view served the same way, and Twilio's Flask cookie tutorial app and a "
+        "naive Django counter in database sessions, both served by plain `gunicorn -w WORKERS`, under "
+        "the same signed, cookie-keeping wrk load. PostgreSQL when DATABASE_URL is postgres://..., "
+        "else SQLite.",
         epilog="Exits 1 when the run is invalid (a reply other than 200, a wrong count). docs/benchmarks.md",
     )
     add = parser.add_argument
@@ -58,7 +62,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--threads", type=int, default=1, help="wrk threads (default 1: wrk shares the cores)")
     add("--pairs", type=int, default=100, help=f"To/From pairs texting (default 100, at most {MAX_PAIRS:,})")
     add("--workers", type=int, default=2, help="gunicorn workers per app (default 2)")
-    add("--gunicorn", default="", metavar="ARGS", help="more gunicorn options, e.g. --gunicorn='-k sync'")
+    add(
+        "--gunicorn",
+        default="",
+        metavar="ARGS",
+        help="more gunicorn options for the project, e.g. --gunicorn='-k gthread --threads 4'",
+    )
     add(
         "--profile",
         action="store_true",
@@ -181,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     db = fresh_database(os.environ.get("DATABASE_URL", ""))
     env = server_env(db.url)
     inprocess.setup(env)
-    step(f"fresh database, migrated: {db.description}")
+    env["NAIVE_DATABASE_URL"] = naive_database(db, env)
+    step(f"fresh databases, migrated: {db.description}")
     # No worker recycling: in a run this short, a recycled worker's start-up (Django and the
     # app imported anew) lands on whichever view is being measured then, not on all alike.
     extra = ["--max-requests", "0", *shlex.split(args.gunicorn)]
@@ -207,9 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{db.description} · {'cached_db (Redis)' if os.environ.get('REDIS_URL') else 'db'} sessions · "
         f"{args.pairs} pairs · wrk -t{args.threads} -c{args.connections} · "
         f"{args.seconds} s measured per view after {WARMUP_SECONDS} s warm-up",
-        f"gunicorn -c gunicorn.conf.py {shlex.join(extra)}".rstrip()
-        + ", for each app: "
+        f"project: gunicorn -c gunicorn.conf.py {shlex.join(extra)}".rstrip()
+        + ": "
         + ", ".join(f"{name} {config.get(name, '?')}" for name in CONFIG_SHOWN),
+        f"Flask app and naive Django: gunicorn -w {args.workers} (gunicorn's defaults: sync workers)",
     ]
     targets = report.targets(*(row.result for row in rows), len(statements))
     report.show(header, rows, targets, [check, *notes], statements if args.verbose else [])
@@ -219,22 +230,27 @@ def main(argv: list[str] | None = None) -> int:
 def run_apps(
     bench: Bench, env: dict[str, str], extra: list[str], py_spy: str | None
 ) -> tuple[list[report.Row], list[str], str]:
-    """Serve the project and the Flask app and measure the three views in turn: their rows, notes
-    on the run, and the worker class gunicorn ran."""
+    """Serve the project and the references and measure the four views in turn: their rows, notes
+    on the run, and the worker class gunicorn ran for the project."""
     args = bench.args
     with ExitStack() as stack:
         bench.workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         django = stack.enter_context(serve(env, args.workers, extra))
-        flask = stack.enter_context(serve(env, args.workers, [*extra, FLASK_APP], ready_path="/"))
-        bench.servers = [django.process.pid, flask.process.pid]
+        # The references as their authors would run them: gunicorn's own defaults.
+        flask = stack.enter_context(serve(env, args.workers, [FLASK_APP], ready_path="/", config=False))
+        naive_env = {**env, "DJANGO_SETTINGS_MODULE": "bench.naive_app"}
+        naive = stack.enter_context(serve(naive_env, args.workers, [NAIVE_APP], ready_path="/", config=False))
+        bench.servers = [django.process.pid, flask.process.pid, naive.process.pid]
         webhook = App("project /sms/", django, "/sms/", "sessionid", once=True, cookies=bench.cookies)
         tutorial = App("Flask app", flask, "/", "session")
+        counter = App("naive Django", naive, "/", "sessionid")
         step(f"gunicorn up; one text from each of {len(bench.pairs)} pairs to each app")
-        bench.warm_up(webhook)
-        bench.warm_up(tutorial)
+        for app in (webhook, tutorial, counter):
+            bench.warm_up(app)
         # The no-op view reads no cookie, but gets the same requests as the webhook.
         rows = [bench.measure(App("no-op view", django, "/noop/", cookies=webhook.cookies))]
         rows.append(bench.measure(tutorial))
+        rows.append(bench.measure(counter))
         per_second = max(row.result.rate for row in rows) * HEADROOM
         rows.append(bench.measure(webhook, per_second))
         notes = []
@@ -242,11 +258,25 @@ def run_apps(
             with profile.recording(py_spy, django.process.pid, args.seconds, BASE_DIR / profile.OUTPUT):
                 result, _ = bench.run(webhook, "profiled webhook", args.seconds, per_second)
             notes = profile.summary(BASE_DIR / profile.OUTPUT, result.requests, rows[-1].cpu_ms)
-        logs = {"Django": django.log(), "Flask": flask.log()}
+        logs = {"Django": django.log(), "Flask": flask.log(), "naive Django": naive.log()}
     notes += server_notes(logs, args.workers, bench.problems)
     # What gunicorn ran, not the setting: with threads > 1 it runs gthread for "sync".
-    ran = sorted(set(re.findall(r"Using worker: (\S+)", "".join(logs.values()))))
+    ran = sorted(set(re.findall(r"Using worker: (\S+)", logs["Django"])))
     return rows, notes, ", ".join(ran)
+
+
+def naive_database(db: BenchDatabase, env: dict[str, str]) -> str:
+    """The naive app's DATABASE_URL: on PostgreSQL the bench's database (its sessions table), on
+    SQLite a file of its own, as `startproject` makes it (SQLite's default journal, not WAL)."""
+    if db.postgres_name is not None:
+        return db.url
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        Path(f"{NAIVE_SQLITE_PATH}{suffix}").unlink(missing_ok=True)
+    url = f"sqlite:///{NAIVE_SQLITE_PATH}"
+    naive_env = {**env, "DJANGO_SETTINGS_MODULE": "bench.naive_app", "NAIVE_DATABASE_URL": url}
+    command = [sys.executable, "-m", "django", "migrate", "--no-input", "-v0"]
+    subprocess.run(command, cwd=BASE_DIR, env=naive_env, check=True)
+    return url
 
 
 def server_notes(logs: dict[str, str], workers: int, problems: list[str]) -> list[str]:

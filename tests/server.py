@@ -64,24 +64,34 @@ def gunicorn_command(workers: int, *args: str) -> list[str]:
 
 @contextmanager
 def serve(
-    env: Mapping[str, str], workers: int = 2, args: Sequence[str] = (), ready_path: str = "/healthz"
+    env: Mapping[str, str],
+    workers: int = 2,
+    args: Sequence[str] = (),
+    ready_path: str = "/healthz",
+    config: bool = True,
 ) -> Iterator[LiveServer]:
     """Serve with the production gunicorn config on a free port until the block ends; yield its URL.
 
     `env` is the server's whole environment, read by no .env file. The server is up once
-    `ready_path` answers 200.
+    `ready_path` answers 200. Without `config`, gunicorn runs on its own defaults (`gunicorn
+    -w WORKERS`), from a directory where it finds no gunicorn.conf.py to read by itself.
     """
     port = free_port()
-    command = gunicorn_command(workers, "-b", f"127.0.0.1:{port}", *args)
+    bind = ("-b", f"127.0.0.1:{port}")
+    if config:
+        command = gunicorn_command(workers, *bind, *args)
+    else:
+        command = [sys.executable, "-m", "gunicorn", "-w", str(workers), *bind, *args]
+        env = {**env, "PYTHONPATH": str(BASE_DIR)}
     with tempfile.TemporaryDirectory(prefix="gunicorn-") as logs:
         server = LiveServer(f"http://127.0.0.1:{port}")
         server.log_path = Path(logs) / "gunicorn.log"
         with server.log_path.open("w") as log:
             server.process = subprocess.Popen(
-                command, cwd=BASE_DIR, env={**env, "ENV_FILE": ""}, stdout=log, stderr=log
+                command, cwd=BASE_DIR if config else logs, env={**env, "ENV_FILE": ""}, stdout=log, stderr=log
             )
         try:
-            _wait_until_up(server, ready_path)
+            wait_until_up(server, ready_path)
             yield server
         finally:
             server.process.terminate()
@@ -91,7 +101,13 @@ def serve(
 @contextmanager
 def gunicorn(workers: int = 2, **env: str) -> Iterator[LiveServer]:
     """Serve the app on the test database, as production does, with the tests' secret key and token."""
-    server_env = {
+    with serve(live_server_env(**env), workers) as server:
+        yield server
+
+
+def live_server_env(**env: str) -> dict[str, str]:
+    """The environment of `gunicorn()`: the test database, the tests' secret key and token."""
+    return {
         **os.environ,
         "DATABASE_URL": live_database_url(),
         "DEBUG": "False",
@@ -103,11 +119,9 @@ def gunicorn(workers: int = 2, **env: str) -> Iterator[LiveServer]:
         "SESSION_COOKIE_SECURE": "False",
         **env,
     }
-    with serve(server_env, workers) as server:
-        yield server
 
 
-def _wait_until_up(server: LiveServer, ready_path: str) -> None:
+def wait_until_up(server: LiveServer, ready_path: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if server.process.poll() is not None:

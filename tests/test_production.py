@@ -64,11 +64,14 @@ class GunicornConfigTestCase(SimpleTestCase):
         self.assertEqual(self.config()["bind"], "127.0.0.1:8000")
         self.assertEqual(self.config(BIND="0.0.0.0:9000")["bind"], "0.0.0.0:9000")
 
-    def test_it_runs_threaded_workers(self) -> None:
+    def test_it_runs_the_buffering_worker_as_many_times_as_web_concurrency_says(self) -> None:
         config = self.config(WEB_CONCURRENCY="3")
 
-        self.assertEqual((config["worker_class"], config["workers"]), ("gthread", 3))
-        self.assertGreater(config["threads"], 1)
+        self.assertEqual(config["worker_class"], "smsproject.buffering_worker.BufferingWorker")
+        self.assertEqual(config["workers"], 3)
+
+    def test_a_master_started_again_may_bind_beside_its_orphaned_workers(self) -> None:
+        self.assertIs(self.config()["reuse_port"], True)
 
 
 @override_settings(SECURE_SSL_REDIRECT=True)

@@ -73,6 +73,26 @@ class SmsUnderFaultsTestCase(TransactionTestCase):
         last = {sent.sender: sent for sent in traffic.sent}
         self.assertEqual({sent.status for sent in last.values()}, {200})
 
+    def test_it_commits_no_text_after_twilio_gave_up_while_sqlite_is_locked_for_twenty_seconds(self) -> None:
+        if connection.vendor != "sqlite":
+            self.skipTest("SQLite's database-wide write lock")
+        # Default settings (WEBHOOK_DEADLINE 10 s), 8 texts/s, each on its own connection and
+        # not waiting for the last: texts queue for the workers while the lock is held, and
+        # the deadline counts from when each reached the server, so none commits after
+        # Twilio's 15 s (the client gives up then too: such a text has no 200).
+        with (
+            gunicorn(workers=2) as base_url,
+            Traffic(base_url, pairs=4, interval=0.5, open_loop=True, probe_health=False) as traffic,
+        ):
+            time.sleep(0.5)
+            hold_write_lock(connection.settings_dict["NAME"], seconds=20)
+            time.sleep(2)
+
+        report(traffic, "SQLite write lock held 20 s, default deadline")
+        self.assertIn(503, traffic.statuses())
+        self.assertIn(200, traffic.statuses())
+        assert_nothing_lost(self, traffic, self.committed(traffic))
+
     def test_it_heals_without_a_restart_once_the_database_is_writable_again(self) -> None:
         with gunicorn(workers=2) as base_url, Traffic(base_url) as traffic:
             time.sleep(0.5)

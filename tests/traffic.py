@@ -39,13 +39,28 @@ class Sent:
 
 
 class Traffic:
-    """Texts from `pairs` senders, one every `interval` seconds each, in threads of their own."""
+    """Texts from `pairs` senders, one every `interval` seconds each, in threads of their own.
 
-    def __init__(self, base_url: str, pairs: int = 3, interval: float = 0.1) -> None:
+    With `open_loop`, each text goes in a thread (and on a connection) of its own, so a sender
+    does not wait for an answer before its next text, as Twilio does not; `probe_health`
+    polls /healthz meanwhile.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        pairs: int = 3,
+        interval: float = 0.1,
+        *,
+        open_loop: bool = False,
+        probe_health: bool = True,
+    ) -> None:
         self.url = f"{base_url}/sms/"
         self.base_url = base_url
         self.senders = [f"+1415555{index:04d}" for index in range(pairs)]
         self.interval = interval
+        self.open_loop = open_loop
+        self.probe_health = probe_health
         self.sent: list[Sent] = []
         self.health: list[tuple[float, int | None]] = []
         self.unhealthy: list[str] = []  # What /healthz said when it was not 200.
@@ -56,18 +71,22 @@ class Traffic:
     def __enter__(self) -> Traffic:
         for sender in self.senders:
             self._start(self._texts, sender)
-        self._start(self._probe_health)
+        if self.probe_health:
+            self._start(self._probe_health)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stopping.set()
-        for thread in self.threads:
+        while self.threads:
+            with self.lock:
+                thread = self.threads.pop()
             thread.join()
 
     def _start(self, target: Callable[..., None], *args: object) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)
         thread.start()
-        self.threads.append(thread)
+        with self.lock:
+            self.threads.append(thread)
 
     def _texts(self, sender: str) -> None:
         # One thread a pair that keeps its cookie, as Twilio keeps one jar per pair; the
@@ -75,7 +94,10 @@ class Traffic:
         session = requests.Session()
         while not self.stopping.is_set():
             started = time.monotonic()
-            self.text(session, sender, f"SM{uuid.uuid4().hex}")
+            if self.open_loop:
+                self._start(self.text, requests.Session(), sender, f"SM{uuid.uuid4().hex}")
+            else:
+                self.text(session, sender, f"SM{uuid.uuid4().hex}")
             self.stopping.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def text(self, session: requests.Session, sender: str, sid: str) -> Sent:
