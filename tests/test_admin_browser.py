@@ -38,7 +38,9 @@ class AdminBrowserTestCase(BrowserTestCase):
         page.fill("#send-text textarea", "Yes, 10 to 4. We have that part in stock.")
         page.click("#send-text input[type=submit]")
 
-        expect(page.locator(".messagelist")).to_contain_text("Sent the text to +14155551234.")
+        expect(page.locator(".messagelist")).to_contain_text(
+            "Queued the text to +14155551234: the worker sends it."
+        )
         newest = page.locator(".thread-list li").first
         expect(newest).to_contain_text("Yes, 10 to 4. We have that part in stock.")
         expect(newest).to_contain_text("sent by admin")
@@ -153,5 +155,7 @@ class AdminBrowserTestCase(BrowserTestCase):
             page.check("#send-text input[name=force]")
             page.click("#send-text input[type=submit]")
 
-            expect(page.locator(".messagelist")).to_contain_text("Sent the text to +14155551234.")
+            expect(page.locator(".messagelist")).to_contain_text(
+                "Queued the text to +14155551234: the worker sends it."
+            )
         self.assertEqual(Message.objects.get(direction=Message.Direction.OUTBOUND).body, "Your part is in.")

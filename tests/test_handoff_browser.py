@@ -4,6 +4,7 @@ from django.test import override_settings
 from playwright.sync_api import expect
 
 from conversations.models import Caller, Conversation, Message
+from conversations.outbox_worker import outbox_drain
 from tests.browser import PASSWORD, BrowserTestCase
 from tests.factories import staff_with, superuser
 from tests.twilio import SENDER, TOKEN, Twilio, reply_of
@@ -29,6 +30,9 @@ class HandoffBrowserTestCase(BrowserTestCase):
 
         page.fill("#send-text textarea", "Let me check with the kitchen.")
         page.click("#send-text input[type=submit]")
+        expect(page.locator(".messagelist")).to_contain_text("Queued the text")
+        outbox_drain()  # The worker sends it; Twilio's yes hands the conversation to staff.
+        page.reload()
 
         expect(page.locator("#handoff")).to_contain_text("the bot answers none of its texts until")
         self.assertIsNone(reply_of(self.twilio.text("Thanks, I'll wait")))
