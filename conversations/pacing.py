@@ -29,6 +29,7 @@ PACE_AHEAD = 1.0
 @dataclass(frozen=True)
 class Slot:
     at: float  # time.time() when the text may leave
+    late: bool = False  # The sender's slot was free before it was asked for: no one keeps up.
 
 
 def pace_reserve(sender: str, segments: int) -> Slot | float:
@@ -43,6 +44,7 @@ def pace_reserve(sender: str, segments: int) -> Slot | float:
     start = max(pace.next_at, now)
     if start - now > PACE_AHEAD:
         return start - now - PACE_AHEAD
+    late = pace.next_at < now
     pace.next_at = start + max(segments, 1) / settings.SMS_SEND_RATE
     pace.save(update_fields=["next_at"])
-    return Slot(start)
+    return Slot(start, late)

@@ -192,3 +192,46 @@ class OutboxWakeTestCase(TwilioTestCase):
             text_enqueue(their_number=SENDER, body="Hi")
 
         self.assertEqual(tick.using.return_value.enqueue.call_count, 1)
+
+    @override_settings(SMS_BACKEND="console", TWILIO_FROM_NUMBER=RECIPIENT, SMS_SEND_RATE=1000)
+    def test_a_tick_behind_the_pace_with_texts_waiting_enqueues_one_helper(self) -> None:
+        texts_enqueue(pairs=[("", f"+1415555{n:04d}") for n in range(5)], body="Hi")
+
+        with (
+            mock.patch("conversations.tasks.outbox_tick") as tick,
+            self.captureOnCommitCallbacks(execute=True),
+        ):
+            outbox_drain()
+
+        # The sender's slot was free when the first text asked for it, four more waited: one
+        # more tick, for another worker process, however many texts this tick then sent.
+        self.assertEqual(tick.using.return_value.enqueue.call_count, 1)
+        self.assertEqual(Message.objects.filter(status="sent").count(), 5)
+
+    @override_settings(SMS_BACKEND="console", TWILIO_FROM_NUMBER=RECIPIENT, SMS_SEND_RATE=1000)
+    def test_a_single_text_needs_no_helper(self) -> None:
+        text_enqueue(their_number=SENDER, body="Someone waits for this")
+
+        with (
+            mock.patch("conversations.tasks.outbox_tick") as tick,
+            self.captureOnCommitCallbacks(execute=True),
+        ):
+            outbox_drain()
+
+        self.assertEqual(tick.using.return_value.enqueue.call_count, 0)
+
+    @override_settings(SMS_BACKEND="console", TWILIO_FROM_NUMBER=RECIPIENT, SMS_SEND_RATE=0.5)
+    def test_a_tick_out_of_time_hands_over_to_a_successor_of_its_own(self) -> None:
+        texts_enqueue(pairs=[("", f"+1415555{n:04d}") for n in range(3)], body="Hi")
+        OutboxWake.objects.update_or_create(pk=1, defaults={"wake_at": timezone.now()})  # Another tick due.
+
+        with (
+            mock.patch("conversations.tasks.outbox_tick") as tick,
+            self.captureOnCommitCallbacks(execute=True),
+        ):
+            outbox_drain(seconds=0.3)  # One text, its sender's next slot 2 s on: out of time.
+
+        # The first text's slot was free (a helper) and the tick ran out of time (its successor):
+        # both enqueued although a tick of the chain is already due.
+        self.assertEqual(tick.using.return_value.enqueue.call_count, 2)
+        self.assertEqual(Message.objects.filter(status="sent").count(), 1)

@@ -43,11 +43,17 @@ class PacingTestCase(TestCase):
         self.reserve()
         later = NOW + 60
 
-        self.assertEqual(
-            [self.reserve(at=later), self.reserve(at=later)], [Slot(later), Slot(later + 1 / 50)]
-        )
+        first, second = self.reserve(at=later), self.reserve(at=later)
+
+        self.assertEqual((first, second), (Slot(later, late=True), Slot(later + 1 / 50)))
+
+    def test_a_slot_that_was_free_before_it_was_asked_for_is_late(self) -> None:
+        self.reserve()
+
+        self.assertIs(self.reserve(at=NOW + 0.01).late, False)  # Reserved ahead: keeping up.
+        self.assertIs(self.reserve(at=NOW + 0.5).late, True)  # Free since NOW + 0.04: behind.
 
     def test_each_sender_keeps_its_own_pace(self) -> None:
         self.reserve()
 
-        self.assertEqual(self.reserve(sender="MG" + "0" * 32), Slot(NOW))
+        self.assertEqual(self.reserve(sender="MG" + "0" * 32).at, NOW)
