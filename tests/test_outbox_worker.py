@@ -8,6 +8,7 @@ from unittest import mock
 
 from django.test import override_settings
 from django.utils import timezone
+from twilio.http.http_client import TwilioHttpClient
 
 from conversations.models import Conversation, Message, OutboxWake
 from conversations.outbox import text_enqueue, texts_enqueue
@@ -43,6 +44,20 @@ class OutboxWorkerTestCase(TwilioTestCase):
         self.tick()  # Another tick, or the same one run twice: nothing left to send.
 
         self.assertEqual((message.status, message.sid, message.attempts), ("queued", "SM" + "a" * 32, 1))
+        self.assertEqual(len(self.api.requests), 1)
+
+    @override_settings(TWILIO_TIMEOUT=2.5)
+    def test_every_call_to_twilio_waits_at_most_twilio_timeout(self) -> None:
+        self.api.accepts()
+        made = mock.patch("conversations.twilio_api.TwilioHttpClient", wraps=TwilioHttpClient)
+
+        with made as http_client:
+            self.tick()
+
+        # The client Twilio's library calls with, made for this call: no default (no timeout)
+        # and no retry of its own. tests/test_outbox_worker_process.py sees the timeout cut a
+        # real read short.
+        http_client.assert_called_once_with(timeout=2.5, max_retries=0)
         self.assertEqual(len(self.api.requests), 1)
 
     def test_it_retries_a_429_after_a_backoff_and_sends_it_once(self) -> None:
