@@ -45,6 +45,9 @@ RATE_TOLERANCE = 0.05
 P99_GROWTH = 1.5
 # The webhook's request file when its rate is not known yet (the run without the worker).
 FIRST_RATE_GUESS = 3000.0
+# Processes beyond rate x latency: each spends time on claims and commits too (twice the writer
+# lock per text on SQLite), and a process late on its slot costs the rate.
+WORKER_MARGIN = 1.5
 BODY = "Your table is ready. Reply STOP to opt out."
 
 
@@ -58,14 +61,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--outbox-workers",
         type=int,
         default=0,
-        help="outbox_worker processes (default: enough for RATE x LATENCY POSTs in flight, + 1)",
+        help="outbox_worker processes (default: 1.5 x RATE x LATENCY POSTs in flight, + 1)",
     )
 
 
 def workers_needed(rate: float, latency: float) -> int:
     """Worker processes for `rate` POSTs a second when each takes `latency`: one POST in flight
-    per process, and one more for the claims and commits between them."""
-    return max(1, math.ceil(rate * latency)) + 1
+    per process, half as many again for the claims and commits between them, and one more."""
+    return math.ceil(WORKER_MARGIN * rate * latency) + 1
 
 
 @dataclasses.dataclass(frozen=True)

@@ -77,8 +77,8 @@ class TargetTests(SimpleTestCase):
         self.assertFalse(self.targets(50, without=40.0, with_worker=61.0)[1].met)
         self.assertIn("MISSED", self.targets(50, without=40.0, with_worker=61.0)[1].line())
 
-    def test_enough_workers_for_the_posts_in_flight_and_one_more(self) -> None:
-        self.assertEqual(outbox.workers_needed(50, 0.1), 6)
+    def test_enough_workers_for_the_posts_in_flight_half_as_many_again_and_one_more(self) -> None:
+        self.assertEqual(outbox.workers_needed(50, 0.1), 9)
         self.assertEqual(outbox.workers_needed(1, 0.1), 2)
 
 
