@@ -29,7 +29,7 @@ from pathlib import Path
 import environ
 
 # bench.cli imports this module for its options: its names are read at run time.
-from bench import cli, inprocess, report
+from bench import cli, cpu, inprocess, report
 from bench.database import BASE_DIR, fresh_database
 from bench.traffic import ACCOUNT_SID, RECIPIENT, make_pairs
 from tests.server import serve
@@ -120,6 +120,24 @@ def targets(rate: HeldRate, wanted: float, without: float, with_worker: float) -
     ]
 
 
+@dataclasses.dataclass(frozen=True)
+class Usage:
+    """The workers' CPU from the first POST until every row settled."""
+
+    texts: int
+    seconds: float
+    cpu_seconds: float
+
+    def line(self) -> str:
+        per_text = self.cpu_seconds * 1000 / self.texts if self.texts else math.nan
+        cores = self.cpu_seconds / self.seconds if self.seconds else math.nan
+        return f"workers' CPU while sending: {per_text:.1f} ms per text, {cores:.2f} cores over {self.seconds:.1f} s"
+
+
+def workers_seconds(workers: list[subprocess.Popen[bytes]]) -> float:
+    return sum(cpu.process_seconds(worker.pid) for worker in workers)
+
+
 def lines(
     rate: HeldRate, wanted: float, per_row: Counter[int], statuses: Counter[str], rows: list[report.Row]
 ) -> list[str]:
@@ -177,11 +195,13 @@ def main(args: argparse.Namespace, wrk: str) -> int:
         enqueue(recipients)
         started += [start(worker_env, log) for log in logs]
         wait(lambda: len(api.posts) > 0, 60, "the first POST")
+        began = (time.monotonic(), workers_seconds(started))
         sending = dataclasses.replace(bench.measure(webhook, alone.result.rate * 1.5), label="worker sending")
         if len(api.posts) >= count:
             bench.problems.append("the worker finished before the measured run did: more --outbox-texts")
         cli.step("waiting for the worker to send the rest")
         wait(lambda: not unsettled(), 2 * count / wanted + 120, "every row settled")
+        used = Usage(count, time.monotonic() - began[0], workers_seconds(started) - began[1])
         stop(started)
         if "Traceback" in "".join(log.read_text(errors="replace") for log in logs):
             bench.problems.append("a Traceback in a worker's log")
@@ -197,7 +217,11 @@ def main(args: argparse.Namespace, wrk: str) -> int:
         "then with the worker sending",
     ]
     found = targets(rate, wanted, alone.result.p99_ms, sending.result.p99_ms)
-    print("\n".join(["", *header, "", *lines(rate, wanted, per_row, statuses, [alone, sending]), ""]))
+    print(
+        "\n".join(
+            ["", *header, "", *lines(rate, wanted, per_row, statuses, [alone, sending]), used.line(), ""]
+        )
+    )
     print("\n".join([*(target.line() for target in found), "", *notes(bench.problems, [alone, sending])]))
     return 1 if bench.problems else 0
 

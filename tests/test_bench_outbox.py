@@ -101,3 +101,10 @@ class ReportLineTests(SimpleTestCase):
     def test_a_row_posted_twice_or_left_unknown_breaks_at_most_once(self) -> None:
         self.assertIn("BROKEN", self.lines(Counter({1: 2999, 2: 1}), Counter({"queued": 3000})))
         self.assertIn("BROKEN", self.lines(Counter({1: 3000}), Counter({"queued": 2999, "unknown": 1})))
+
+
+class UsageTests(SimpleTestCase):
+    def test_it_gives_the_workers_cpu_per_text_and_in_cores(self) -> None:
+        line = outbox.Usage(texts=3000, seconds=60.0, cpu_seconds=30.0).line()
+
+        self.assertEqual(line, "workers' CPU while sending: 10.0 ms per text, 0.50 cores over 60.0 s")
