@@ -134,6 +134,14 @@ class Usage:
         return f"workers' CPU while sending: {per_text:.1f} ms per text, {cores:.2f} cores over {self.seconds:.1f} s"
 
 
+def worker_tracebacks(log: str) -> tuple[int, str] | None:
+    """How many tracebacks the workers logged, and the first one (its last 25 lines)."""
+    if (count := log.count("Traceback")) == 0:
+        return None
+    first = log[log.index("Traceback") :].split("\n\n", 1)[0].splitlines()
+    return count, "\n".join([*first[:3], "  ...", *first[-22:]] if len(first) > 25 else first)
+
+
 def workers_seconds(workers: list[subprocess.Popen[bytes]]) -> float:
     return sum(cpu.process_seconds(worker.pid) for worker in workers)
 
@@ -202,9 +210,12 @@ def main(args: argparse.Namespace, wrk: str) -> int:
         cli.step("waiting for the worker to send the rest")
         wait(lambda: not unsettled(), 2 * count / wanted + 120, "every row settled")
         used = Usage(count, time.monotonic() - began[0], workers_seconds(started) - began[1])
+        # Read before the SIGTERM: db_worker's own exit, when idle, raises SystemExit mid-query.
+        if tracebacks := worker_tracebacks("".join(log.read_text(errors="replace") for log in logs)):
+            bench.problems.append(
+                f"{tracebacks[0]} Traceback(s) in the workers' logs, the first:\n{tracebacks[1]}"
+            )
         stop(started)
-        if "Traceback" in "".join(log.read_text(errors="replace") for log in logs):
-            bench.problems.append("a Traceback in a worker's log")
     per_row, statuses = posts_per_row(recipients, api.posts_to()), row_statuses()
     rate = held_rate([post.at for post in _ours(api.posts, recipients)])
     if set(per_row) != {1} or not set(statuses) <= {"queued", "sent"}:

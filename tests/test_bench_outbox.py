@@ -108,3 +108,14 @@ class UsageTests(SimpleTestCase):
         line = outbox.Usage(texts=3000, seconds=60.0, cpu_seconds=30.0).line()
 
         self.assertEqual(line, "workers' CPU while sending: 10.0 ms per text, 0.50 cores over 60.0 s")
+
+
+class WorkerLogTests(SimpleTestCase):
+    def test_it_counts_tracebacks_and_shows_the_first(self) -> None:
+        log = "started\nTraceback (most recent call last):\n  File x\nValueError: one\n\nTraceback (...)\nKeyError\n"
+
+        self.assertEqual(
+            outbox.worker_tracebacks(log),
+            (2, "Traceback (most recent call last):\n  File x\nValueError: one"),
+        )
+        self.assertIsNone(outbox.worker_tracebacks("started\nsend sid=SM1 status=queued\n"))
