@@ -20,7 +20,7 @@ from pathlib import Path
 
 import environ
 
-from bench import inprocess, profile, report
+from bench import inprocess, outbox, profile, report
 from bench.cpu import Meter
 from bench.database import BASE_DIR, BenchDatabase, fresh_database
 from bench.load import WrkResult, run_wrk
@@ -74,6 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"py-spy the webhook for --seconds more, into {profile.OUTPUT}",
     )
     add("--verbose", action="store_true", help="print the SQL of a steady-state text")
+    outbox.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.connections < args.threads or not 1 <= args.pairs <= MAX_PAIRS:
         parser.error(f"--connections must be at least --threads, --pairs between 1 and {MAX_PAIRS:,}")
@@ -185,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     if wrk is None or (args.profile and py_spy is None):
         print("bench: needs wrk (apt-get install -y wrk) and, to profile, py-spy (requirements-dev.txt)")
         return 1
+    if args.outbox:
+        return outbox.main(args, wrk)
     # Read .env as the app does, so that a DATABASE_URL (or REDIS_URL) kept there counts too.
     environ.Env.read_env(BASE_DIR / ".env")
     db = fresh_database(os.environ.get("DATABASE_URL", ""))

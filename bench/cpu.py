@@ -29,6 +29,11 @@ def _stat(pid: int) -> tuple[float, float, int]:
     return (utime + stime) / TICKS, (cutime + cstime) / TICKS, int(fields[1])
 
 
+def process_seconds(pid: int) -> float:
+    """A process's own CPU seconds so far (0 once it has exited)."""
+    return _stat(pid)[0]
+
+
 def _postgres_seconds(pid: int, database: str) -> float:
     """The postmaster's CPU seconds (with its reaped backends'), its helpers', and those of the bench
     database's backends ("postgres: 15/main: USER DATABASE HOST(PORT) STATE"), not other databases'."""

@@ -5,7 +5,8 @@ calls Twilio, and the worker (outbox_worker.py) sends it.
 statements for one or a thousand: the refusals known up front (a blocked Caller, a number
 marked undeliverable, a pair opted out) are decided with set-based queries and recorded as
 `canceled` rows with the reason; the rest become `pending` rows (`scheduled` with a send-at);
-a tick of the worker is enqueued once the rows are committed. Texts in the recipient's quiet
+a tick of the worker is enqueued once the rows are committed. A text staff send (sent_by)
+pauses the bot's replies in its conversation for HANDOFF_PAUSE, in the same transaction. Texts in the recipient's quiet
 hours are held, and not recorded, unless forced. `text_enqueue()` is the one-text form, which
 raises instead of recording a refusal, for staff and commands that wait for an answer.
 """
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from conversations.models import Conversation, Message
 from conversations.pairs import in_pair_transaction, outbound_accepted
@@ -154,6 +156,12 @@ def _rows_commit(
     result.messages = [
         message for message in Message.objects.bulk_create(rows) if message.status != Status.CANCELED
     ]
+    if sent_by is not None and settings.HANDOFF_PAUSE > 0 and result.messages:
+        # Staff have stepped in from the moment they press Send, not once Twilio has the text:
+        # a customer's text meanwhile must not get the bot's reply (SPEC 5). Refused ones don't.
+        paused_until = timezone.now() + timedelta(seconds=settings.HANDOFF_PAUSE)
+        paused = {message.conversation_id for message in result.messages}
+        Conversation.objects.filter(pk__in=paused).update(bot_paused_until=paused_until)
     if result.messages:
         outbox_wake(send_at)  # A tick once these rows are committed (or at their time).
 

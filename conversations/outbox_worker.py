@@ -29,7 +29,7 @@ from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from conversations.models import Message
-from conversations.pacing import pace_reserve
+from conversations.pacing import Slot, pace_reserve
 from conversations.pairs import in_pair_transaction, outbound_accepted
 from conversations.phone import mask
 from conversations.refusals import (
@@ -41,7 +41,7 @@ from conversations.refusals import (
     undeliverable_mark,
 )
 from conversations.segments import segments_of
-from conversations.tasks import outbox_wake
+from conversations.tasks import outbox_help, outbox_wake
 from conversations.twilio_api import InDoubt, Refused, TryLater, text_post
 
 logger = logging.getLogger(__name__)
@@ -62,21 +62,26 @@ def outbox_drain(seconds: float = TICK_SECONDS) -> int:
     """Send the texts that may go now, for `seconds` at most; return how many were POSTed."""
     until = time.monotonic() + seconds
     in_pair_transaction(_stale_mark)
-    posted = 0
+    posted, helped = 0, False
     while (left := until - time.monotonic()) > 0:
         claimed = in_pair_transaction(_claim_next)
         if claimed is None:
             break
-        if claimed == CANCELED:
+        if isinstance(claimed, str):  # CANCELED
             continue
         if isinstance(claimed, float):
             time.sleep(min(claimed, left))  # The sender's pace: its next slot is not free yet.
             continue
-        assert isinstance(claimed, Message)
-        _send(claimed)
+        message, slot = claimed
+        if slot.late and not helped:
+            helped = in_pair_transaction(_help_wanted)
+        time.sleep(max(slot.at - time.time(), 0))  # The slot reserved for it (pacing.py).
+        _send(message)
         posted += 1
     else:
-        in_pair_transaction(outbox_wake)  # Out of time with texts to go: the next tick goes on at once.
+        # Out of time with texts to go: a successor of its own goes on at once, so that as
+        # many ticks send as did.
+        in_pair_transaction(outbox_help)
     _wake_for_later()
     return posted
 
@@ -99,8 +104,17 @@ def _stale_mark() -> int:
     )
 
 
-def _claim_next() -> Message | float | str | None:
-    """The next text to POST, claimed; or seconds to wait for its sender's pace; or None."""
+def _help_wanted() -> bool:
+    """A helper tick when more texts wait than this one can send at the pace (tasks.py)."""
+    if not Message.objects.ready(timezone.now()).exists():
+        return False
+    outbox_help()
+    return True
+
+
+def _claim_next() -> tuple[Message, Slot] | float | str | None:
+    """The next text to POST, claimed, and its sender's slot for it; or seconds to wait for
+    the sender's pace; or None."""
     now = timezone.now()
     ready = Message.objects.ready(now).select_related("conversation").order_by("-priority", "pk")
     message = ready.select_for_update(skip_locked=True, of=("self",)).first()
@@ -112,14 +126,14 @@ def _claim_next() -> Message | float | str | None:
         Message.objects.filter(pk=message.pk).update(status=Status.CANCELED, error=why[:200])
         return CANCELED
     sender = settings.TWILIO_MESSAGING_SERVICE_SID or our
-    wait = pace_reserve(sender, message.num_segments or segments_of(message.body).count)
-    if wait > 0:
-        return wait
+    slot = pace_reserve(sender, message.num_segments or segments_of(message.body).count)
+    if not isinstance(slot, Slot):
+        return slot
     Message.objects.filter(pk=message.pk).update(
         status=Status.SENDING, attempts=F("attempts") + 1, claimed_at=now
     )
     message.attempts += 1
-    return message
+    return message, slot
 
 
 def _send(message: Message) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
@@ -199,7 +199,7 @@ def _record(
 def outbound_accepted(message: Message, *, sid: str, status: str, our_number: str = "") -> None:
     """Record Twilio's yes to a text of the outbox: its SID and status, and the pair's window
     opened or refreshed, so that the reply, which comes without a cookie, continues the
-    conversation; one that staff sent (sent_by) also pauses the bot there for HANDOFF_PAUSE.
+    conversation. (A text staff send paused the bot when it was queued: outbox.py.)
 
     A text queued under the Messaging Service's SID (no number of ours known) moves to the
     pair with the number Twilio picked. A status callback that got here first keeps its status.
@@ -217,9 +217,6 @@ def outbound_accepted(message: Message, *, sid: str, status: str, our_number: st
         conversation.session_id = store.session_key
         conversation.last_activity = now
         pair_sql.update_conversation(conversation)
-        if message.sent_by_id is not None and settings.HANDOFF_PAUSE > 0:
-            paused_until = now + timedelta(seconds=settings.HANDOFF_PAUSE)
-            Conversation.objects.filter(pk=conversation.pk).update(bot_paused_until=paused_until)
         row = Message.objects.filter(pk=message.pk)
         in_flight = (Message.Status.SENDING, Message.Status.UNKNOWN)
         if not row.filter(status__in=in_flight).update(

@@ -7,6 +7,9 @@ wakes the worker:
 - new rows: `outbox_wake()` in the transaction that commits them enqueues a tick on commit;
 - later work (a scheduled text, a retry's backoff): the tick that finds it enqueues one for
   then (`run_after`);
+- a backlog the running ticks cannot send at the pace: a tick that finds its sender's slot
+  already free (nobody keeps up) enqueues one helper tick (`outbox_help()`), at most once;
+  a tick out of time with texts to go enqueues its own successor, so their number holds;
 - a killed tick, a lost task: while texts wait, each tick first enqueues its successor
   OUTBOX_POLL seconds on, so the chain outlives it, and a restarted worker finds that task.
 
@@ -82,6 +85,14 @@ def _enqueue(at: datetime) -> None:
         # The rows are committed and the request must not fail for it: the next wake, or a
         # tick already in the chain, sends them.
         logger.exception("outbox: could not enqueue a tick")
+
+
+def outbox_help() -> None:
+    """One more tick now, beside those running, once the current transaction commits: for a
+    backlog that the ticks running cannot send at the sender's pace (each waits for Twilio's
+    answer before its next text). An idle worker process takes it; OutboxWake is left alone,
+    since it tracks the chain of ticks, not the helpers."""
+    transaction.on_commit(lambda: _enqueue(timezone.now()))
 
 
 def outbox_rouse() -> None:

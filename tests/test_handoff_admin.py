@@ -32,10 +32,11 @@ class HandoffAdminTestCase(TwilioTestCase):
         self.twilio.text("Is my order ready?")
         self.conversation = Conversation.objects.get(sender=SENDER)
 
-    def send(self, body: str = "Let me check.") -> None:
+    def send(self, body: str = "Let me check.", *, worker: bool = True) -> None:
         response = self.client.post(f"{CHANGELIST}{self.conversation.pk}/send/", {"body": body})
         self.assertEqual(response.status_code, 302)
-        outbox_drain()  # The worker's part.
+        if worker:
+            outbox_drain()  # The worker's part.
 
     def page(self) -> str:
         response = self.client.get(f"{CHANGELIST}{self.conversation.pk}/change/")
@@ -51,6 +52,13 @@ class HandoffAdminTestCase(TwilioTestCase):
 
         self.conversation.refresh_from_db()
         self.assertIsNotNone(self.conversation.bot_paused_until)
+        self.assertIsNone(reply_of(self.twilio.text("Thanks")))
+
+    def test_the_send_box_pauses_the_bot_before_the_worker_has_sent_the_text(self) -> None:
+        self.send(worker=False)
+
+        self.assertEqual(Message.objects.get(body="Let me check.").status, "pending")
+        self.assertIn('id="handoff"', self.page())
         self.assertIsNone(reply_of(self.twilio.text("Thanks")))
 
     def test_the_send_a_text_action_pauses_the_bot_too(self) -> None:

@@ -31,11 +31,14 @@ class HandoffBrowserTestCase(BrowserTestCase):
         page.fill("#send-text textarea", "Let me check with the kitchen.")
         page.click("#send-text input[type=submit]")
         expect(page.locator(".messagelist")).to_contain_text("Queued the text")
-        outbox_drain()  # The worker sends it; Twilio's yes hands the conversation to staff.
-        page.reload()
-
+        # Handed to staff the moment the text is queued, before the worker has sent it: a
+        # customer's text meanwhile gets no reply from the bot.
         expect(page.locator("#handoff")).to_contain_text("the bot answers none of its texts until")
+        self.assertEqual(Message.objects.get(body="Let me check with the kitchen.").status, "pending")
         self.assertIsNone(reply_of(self.twilio.text("Thanks, I'll wait")))
+        outbox_drain()  # The worker sends it; the conversation stays with staff.
+        page.reload()
+        expect(page.locator("#handoff")).to_contain_text("the bot answers none of its texts until")
 
         page.goto(f"{self.live_server_url}/admin/")
         page.click("#needs-reply a")

@@ -1,9 +1,10 @@
 from datetime import timedelta
 
+from django.test import override_settings
 from django.utils import timezone
 
 from conversations.models import Caller, Conversation, Message
-from tests.factories import superuser
+from tests.factories import staff_with, superuser
 from tests.twilio import RECIPIENT, SENDER, TwilioTestCase, sid_of
 
 CHANGELIST = "/admin/conversations/message/"
@@ -95,3 +96,62 @@ class MessageAdminTestCase(TwilioTestCase):
 
         self.assertEqual(self.listed(outcome="help"), ["HELP"])
         self.assertEqual(self.listed(outcome="counted"), ["Never mind", "Where is the falcon?"])
+
+    def outbox_row(self, status: str, body: str, **fields: object) -> Message:
+        conversation = Conversation.objects.get()
+        return Message.objects.create(
+            conversation=conversation,
+            direction=Message.Direction.OUTBOUND,
+            body=body,
+            status=status,
+            **fields,
+        )
+
+    def test_it_filters_the_outbox_by_status(self) -> None:
+        self.outbox_row("unknown", "In doubt", attempts=1)
+        self.outbox_row("pending", "Waiting")
+        self.outbox_row("failed", "Refused", attempts=1)
+
+        self.assertEqual(self.listed(status__exact="unknown"), ["In doubt"])
+        self.assertEqual(self.listed(status__exact="pending"), ["Waiting"])
+        self.assertEqual(self.listed(status__exact="failed"), ["Refused"])
+
+    def test_the_list_and_the_page_show_attempts_and_the_last_error(self) -> None:
+        why = "Could not connect to Twilio's API: ConnectionError (gave up after 5 attempts)"
+        failed = self.outbox_row("failed", "Gave up", attempts=5, error=why)
+
+        listing = self.client.get(CHANGELIST, {"status__exact": "failed"}).content.decode()
+        page = self.client.get(f"{CHANGELIST}{failed.pk}/change/").content.decode()
+
+        self.assertIn('<td class="field-attempts">5</td>', listing)
+        self.assertIn(why.replace("'", "&#x27;"), page)
+        self.assertIn("Attempts", page)
+
+    @override_settings(SMS_BACKEND="console", TWILIO_FROM_NUMBER=RECIPIENT)
+    def test_staff_re_send_an_unknown_text_as_a_new_row_and_are_told_it_may_arrive_twice(self) -> None:
+        doubtful = self.outbox_row("unknown", "Your table is ready", attempts=1)
+
+        response = self.client.post(
+            CHANGELIST,
+            {"action": "resend_unknown", "_selected_action": [doubtful.pk, self.outbound.pk]},
+            follow=True,
+        )
+
+        self.assertContains(response, "Queued 1 text again; each may arrive twice.")
+        again = Message.objects.exclude(pk=doubtful.pk).get(body="Your table is ready")
+        self.assertEqual((again.status, again.conversation_id), ("pending", doubtful.conversation_id))
+        doubtful.refresh_from_db()
+        self.assertEqual(doubtful.status, "unknown")  # Kept as it was: the record of the first try.
+        self.assertEqual(Message.objects.filter(body="It's in the hangar").count(), 1)  # Sent: not again.
+
+    def test_the_re_send_action_says_why_it_may_duplicate(self) -> None:
+        response = self.client.get(CHANGELIST)
+
+        self.assertContains(response, "Twilio may have them already, so they may arrive twice")
+
+    def test_staff_who_cannot_change_conversations_are_not_offered_the_re_send(self) -> None:
+        self.client.force_login(staff_with("reader", "view_message"))
+
+        response = self.client.get(CHANGELIST)
+
+        self.assertNotContains(response, "resend_unknown")

@@ -8,6 +8,7 @@ from unittest import mock
 
 from django.test import override_settings
 from django.utils import timezone
+from twilio.http.http_client import TwilioHttpClient
 
 from conversations.models import Conversation, Message, OutboxWake
 from conversations.outbox import text_enqueue, texts_enqueue
@@ -43,6 +44,20 @@ class OutboxWorkerTestCase(TwilioTestCase):
         self.tick()  # Another tick, or the same one run twice: nothing left to send.
 
         self.assertEqual((message.status, message.sid, message.attempts), ("queued", "SM" + "a" * 32, 1))
+        self.assertEqual(len(self.api.requests), 1)
+
+    @override_settings(TWILIO_TIMEOUT=2.5)
+    def test_every_call_to_twilio_waits_at_most_twilio_timeout(self) -> None:
+        self.api.accepts()
+        made = mock.patch("conversations.twilio_api.TwilioHttpClient", wraps=TwilioHttpClient)
+
+        with made as http_client:
+            self.tick()
+
+        # The client Twilio's library calls with, made for this call: no default (no timeout)
+        # and no retry of its own. tests/test_outbox_worker_process.py sees the timeout cut a
+        # real read short.
+        http_client.assert_called_once_with(timeout=2.5, max_retries=0)
         self.assertEqual(len(self.api.requests), 1)
 
     def test_it_retries_a_429_after_a_backoff_and_sends_it_once(self) -> None:
@@ -192,3 +207,46 @@ class OutboxWakeTestCase(TwilioTestCase):
             text_enqueue(their_number=SENDER, body="Hi")
 
         self.assertEqual(tick.using.return_value.enqueue.call_count, 1)
+
+    @override_settings(SMS_BACKEND="console", TWILIO_FROM_NUMBER=RECIPIENT, SMS_SEND_RATE=1000)
+    def test_a_tick_behind_the_pace_with_texts_waiting_enqueues_one_helper(self) -> None:
+        texts_enqueue(pairs=[("", f"+1415555{n:04d}") for n in range(5)], body="Hi")
+
+        with (
+            mock.patch("conversations.tasks.outbox_tick") as tick,
+            self.captureOnCommitCallbacks(execute=True),
+        ):
+            outbox_drain()
+
+        # The sender's slot was free when the first text asked for it, four more waited: one
+        # more tick, for another worker process, however many texts this tick then sent.
+        self.assertEqual(tick.using.return_value.enqueue.call_count, 1)
+        self.assertEqual(Message.objects.filter(status="sent").count(), 5)
+
+    @override_settings(SMS_BACKEND="console", TWILIO_FROM_NUMBER=RECIPIENT, SMS_SEND_RATE=1000)
+    def test_a_single_text_needs_no_helper(self) -> None:
+        text_enqueue(their_number=SENDER, body="Someone waits for this")
+
+        with (
+            mock.patch("conversations.tasks.outbox_tick") as tick,
+            self.captureOnCommitCallbacks(execute=True),
+        ):
+            outbox_drain()
+
+        self.assertEqual(tick.using.return_value.enqueue.call_count, 0)
+
+    @override_settings(SMS_BACKEND="console", TWILIO_FROM_NUMBER=RECIPIENT, SMS_SEND_RATE=0.5)
+    def test_a_tick_out_of_time_hands_over_to_a_successor_of_its_own(self) -> None:
+        texts_enqueue(pairs=[("", f"+1415555{n:04d}") for n in range(3)], body="Hi")
+        OutboxWake.objects.update_or_create(pk=1, defaults={"wake_at": timezone.now()})  # Another tick due.
+
+        with (
+            mock.patch("conversations.tasks.outbox_tick") as tick,
+            self.captureOnCommitCallbacks(execute=True),
+        ):
+            outbox_drain(seconds=0.3)  # One text, its sender's next slot 2 s on: out of time.
+
+        # The first text's slot was free (a helper) and the tick ran out of time (its successor):
+        # both enqueued although a tick of the chain is already due.
+        self.assertEqual(tick.using.return_value.enqueue.call_count, 2)
+        self.assertEqual(Message.objects.filter(status="sent").count(), 1)

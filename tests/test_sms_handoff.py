@@ -7,7 +7,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from conversations.models import Caller, Conversation, Message
-from conversations.outbox import text_enqueue
+from conversations.outbox import SendError, text_enqueue
 from conversations.pairs import bot_resume
 from tests.factories import superuser
 from tests.fake_twilio_api import FakeTwilioApi
@@ -29,10 +29,31 @@ class HandoffTestCase(TwilioTestCase):
     def conversation(self) -> Conversation:
         return Conversation.objects.get(sender=SENDER)
 
-    def test_a_staff_text_pauses_the_bot_once_it_is_sent(self) -> None:
+    def test_a_staff_text_pauses_the_bot_as_soon_as_it_is_queued(self) -> None:
         text_enqueue(our_number=RECIPIENT, their_number=SENDER, body="On my way", sent_by=self.staff)
 
-        self.assertIsNone(self.conversation().bot_paused_until)  # Queued, not sent yet.
+        # The worker has not sent it yet: the customer's text meanwhile gets no bot reply.
+        self.assertIsNotNone(self.conversation().bot_paused_until)
+        self.assertEqual(Message.objects.get(body="On my way").status, "pending")
+        self.assertIsNone(reply_of(self.twilio.text("Are you there?")))
+
+    def test_a_staff_text_queued_pauses_the_bot_in_its_own_transaction(self) -> None:
+        # A failure after the pause, before the commit (waking the worker is the last step).
+        failing = mock.patch("conversations.outbox.outbox_wake", side_effect=RuntimeError("disk full"))
+        with failing, self.assertRaises(RuntimeError):
+            text_enqueue(our_number=RECIPIENT, their_number=SENDER, body="On my way", sent_by=self.staff)
+
+        self.assertFalse(Message.objects.filter(body="On my way").exists())
+        self.assertIsNone(self.conversation().bot_paused_until)  # No text queued, no pause.
+
+    def test_a_staff_text_refused_when_queued_does_not_pause_the_bot(self) -> None:
+        Caller.objects.filter(phone_number=SENDER).update(blocked=True)
+
+        with self.assertRaises(SendError):
+            text_enqueue(our_number=RECIPIENT, their_number=SENDER, body="On my way", sent_by=self.staff)
+
+        self.assertEqual(Message.objects.get(body="On my way").status, "canceled")
+        self.assertIsNone(self.conversation().bot_paused_until)
 
     def test_a_staff_text_pauses_the_bot_for_handoff_pause(self) -> None:
         before = timezone.now()
@@ -94,7 +115,7 @@ class HandoffTestCase(TwilioTestCase):
         self.assertEqual(reply_of(self.twilio.text()), "Rey has messaged +15005550006 2 times.")
 
     @override_settings(SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_AUTH_TOKEN="t")
-    def test_a_staff_text_twilio_refused_does_not_pause_the_bot(self) -> None:
+    def test_a_staff_text_twilio_refuses_later_leaves_the_pause_to_staff(self) -> None:
         api = FakeTwilioApi()
         api.refuses(
             status=400, code=21617, message="The concatenated message body exceeds the 1600 character limit."
@@ -102,8 +123,9 @@ class HandoffTestCase(TwilioTestCase):
         with api.serving():
             refused = self.staff_text()
 
+        # Staff had stepped in: the failed text shows under Needs reply, and Resume bot ends it.
         self.assertEqual(refused.status, "failed")
-        self.assertIsNone(self.conversation().bot_paused_until)
+        self.assertIsNotNone(self.conversation().bot_paused_until)
 
     @override_settings(HANDOFF_PAUSE=0)
     def test_a_zero_handoff_pause_never_pauses_the_bot(self) -> None:
