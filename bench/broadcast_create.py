@@ -44,7 +44,9 @@ def main() -> None:
     print(f"{db.description}: broadcast_create() to {args.recipients:,} new numbers, {args.runs} runs")
     for run in range(args.runs):
         # Valid numbers, as a person would type them too: a new area code each run.
-        numbers = [f"+1{AREAS[run % len(AREAS)]}{200 + n // 10_000}{n % 10_000:04d}" for n in range(args.recipients)]
+        numbers = [
+            f"+1{AREAS[run % len(AREAS)]}{200 + n // 10_000}{n % 10_000:04d}" for n in range(args.recipients)
+        ]
         excluded = numbers[
             :: max(1, args.recipients // 100)
         ]  # 1 %: a third each opted out, blocked, given twice.
