@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
+from conversations.broadcast_control import broadcast_started, broadcasts_complete
 from conversations.models import Message
 from conversations.pacing import Slot, pace_reserve
 from conversations.pairs import in_pair_transaction, outbound_accepted
@@ -82,6 +83,7 @@ def outbox_drain(seconds: float = TICK_SECONDS) -> int:
         # Out of time with texts to go: a successor of its own goes on at once, so that as
         # many ticks send as did.
         in_pair_transaction(outbox_help)
+    in_pair_transaction(broadcasts_complete)
     _wake_for_later()
     return posted
 
@@ -133,6 +135,8 @@ def _claim_next() -> tuple[Message, Slot] | float | str | None:
         status=Status.SENDING, attempts=F("attempts") + 1, claimed_at=now
     )
     message.attempts += 1
+    if message.broadcast_id is not None:
+        broadcast_started(message.broadcast_id, now)
     return message, slot
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -66,6 +66,11 @@ def quiet_hours_of(value: str) -> QuietHours | None:
 
 def zone_of(number: str) -> ZoneInfo:
     """The recipient's time zone: their number's, when it has exactly one; else the site's."""
+    return _zone_of(number, settings.TIME_ZONE)
+
+
+@functools.lru_cache(maxsize=65_536)  # Hundreds of µs a number; a broadcast's list is texted again.
+def _zone_of(number: str, site_zone: str) -> ZoneInfo:
     try:
         zones = number_zones.time_zones_for_number(phonenumbers.parse(number))
     except phonenumbers.NumberParseException:
@@ -75,7 +80,7 @@ def zone_of(number: str) -> ZoneInfo:
             return ZoneInfo(zones[0])
         except ZoneInfoNotFoundError:
             pass  # A zone the system's tz database does not have yet.
-    return ZoneInfo(settings.TIME_ZONE)
+    return ZoneInfo(site_zone)
 
 
 def quiet_hours_refusal(their_number: str, *, now: datetime | None = None) -> str | None:
@@ -91,3 +96,19 @@ def quiet_hours_refusal(their_number: str, *, now: datetime | None = None) -> st
         f"Quiet hours ({quiet}) for {their_number}: it is {local:%H:%M} there ({zone.key}); "
         f"it may go after {quiet.end:%H:%M}."
     )
+
+
+def quiet_hours_end(their_number: str, at: datetime) -> datetime | None:
+    """When a text due at `at` may go instead, by the recipient's clock: the end of the quiet
+    hours it falls in; None when it falls in none (or QUIET_HOURS is off)."""
+    quiet = configured()
+    if quiet is None:
+        return None
+    zone = zone_of(their_number)
+    local = at.astimezone(zone)
+    if not quiet.cover(local.time()):
+        return None
+    end = datetime.combine(local.date(), quiet.end, tzinfo=zone)
+    if end <= local:  # Quiet hours across midnight, in their evening: tomorrow morning.
+        end = datetime.combine(local.date() + timedelta(days=1), quiet.end, tzinfo=zone)
+    return end
