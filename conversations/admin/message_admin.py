@@ -54,7 +54,7 @@ class MessageAdmin(ReadOnlyAdmin):
         "sent_by",
     )
     readonly_fields = fields
-    actions = ("resend_unknown",)
+    actions = ("cancel_waiting", "resend_unknown")
 
     def get_urls(self) -> list[URLPattern]:
         own = [
@@ -111,6 +111,28 @@ class MessageAdmin(ReadOnlyAdmin):
             messages.WARNING,
         )
 
+    @admin.action(
+        description="Cancel scheduled texts (and those still waiting to be sent)", permissions=["resend"]
+    )
+    def cancel_waiting(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        waiting = queryset.filter(direction=Message.Direction.OUTBOUND, status__in=Message.READY)
+        ids = list(waiting.values_list("pk", flat=True))
+        # One conditional UPDATE: a row the worker claimed meanwhile is no longer waiting, and
+        # stays as the worker leaves it.
+        canceled = Message.objects.filter(pk__in=ids, status__in=Message.READY).update(
+            status=Message.Status.CANCELED, error=f"Canceled by {request.user.get_username()}"[:200]
+        )
+        for message in Message.objects.filter(pk__in=ids, status=Message.Status.CANCELED):
+            self.log_change(request, message, "Canceled the text before it was sent")
+        left = queryset.count() - canceled
+        self.message_user(
+            request,
+            f"Canceled {canceled} text{'' if canceled == 1 else 's'}"
+            + (f"; {left} had been sent or settled already and stay as they are." if left else "."),
+            messages.SUCCESS if canceled else messages.WARNING,
+        )
+
+    # Canceling or re-sending a text is staff work on the conversation: its change permission.
     def has_resend_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("conversations.change_conversation")
 
