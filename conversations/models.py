@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Exists, OuterRef, Q, Subquery, Value
 
 # validate_printable is also what migration 0004 names as conversations.models'.
+from conversations.broadcasts import Broadcast
 from conversations.callers import Caller
 from conversations.names import search_key, validate_printable  # noqa: F401
 from conversations.outbox_rows import OUTBOX_WAITING, OutboxWake, SenderPace  # noqa: F401
@@ -154,8 +155,10 @@ class MessageQuerySet(models.QuerySet):
         return self.filter(status__in=earlier).update(status=status, error=error)
 
     def ready(self, now: datetime) -> MessageQuerySet:
-        """Texts the worker may send now: pending or scheduled, and their time has come."""
-        return self.filter(Q(send_at__isnull=True) | Q(send_at__lte=now), status__in=Message.READY)
+        """Texts the worker may send now: pending or scheduled, their time has come, and not of a
+        paused or canceled broadcast."""
+        running = Q(broadcast__isnull=True) | Q(broadcast__status__in=Broadcast.RUNNING)
+        return self.filter(Q(send_at__isnull=True) | Q(send_at__lte=now), running, status__in=Message.READY)
 
     def from_twilio(self, sender: str) -> MessageQuerySet:
         """Texts Twilio delivered from this sender's number, by SMS or WhatsApp: a real customer's."""
@@ -258,6 +261,11 @@ class Message(models.Model):
     )
     send_at = models.DateTimeField(
         null=True, blank=True, help_text="Not sent before (scheduled, or a retry)."
+    )
+    # PROTECT: a deleted broadcast would leave its waiting texts to go out with nothing left to
+    # pause or cancel them. Its messages may be deleted (pruned) first; then it may go.
+    broadcast = models.ForeignKey(
+        Broadcast, null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
     )
     priority = models.PositiveSmallIntegerField(default=0, db_default=0, choices=Priority.choices)
     attempts = models.PositiveSmallIntegerField(

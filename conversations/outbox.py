@@ -6,29 +6,34 @@ statements for one or a thousand: the refusals known up front (a blocked Caller,
 marked undeliverable, a pair opted out) are decided with set-based queries and recorded as
 `canceled` rows with the reason; the rest become `pending` rows (`scheduled` with a send-at);
 a tick of the worker is enqueued once the rows are committed. Texts in the recipient's quiet
-hours are held, and not recorded, unless forced. `text_enqueue()` is the one-text form, which
+hours are held, and not recorded, unless forced; a broadcast's or a scheduled text waits
+for the end of them instead (its send-at moved to the recipient's morning). `text_enqueue()` is the one-text form, which
 raises instead of recording a refusal, for staff and commands that wait for an answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.utils import timezone
 
-from conversations.models import Conversation, Message
+from conversations.models import Broadcast, Conversation, Message
 from conversations.pairs import in_pair_transaction, outbound_accepted
 from conversations.phone import number_of
-from conversations.quiet_hours import quiet_hours_refusal
-from conversations.refusals import sending_refusals
+from conversations.quiet_hours import quiet_hours_end, quiet_hours_refusal
+from conversations.refusals import Refusal, sending_refusals
 from conversations.segments import segments_of
 from conversations.tasks import outbox_wake
 
 Status = Message.Status
+# Rows per INSERT, and numbers per `IN (...)`: under SQLite's 999 variables of old versions.
+BATCH = 500
 
 
 class SendError(Exception):
@@ -56,11 +61,17 @@ def texts_enqueue(
     force: bool = False,
     priority: int = Message.Priority.BULK,
     send_at: datetime | None = None,
+    broadcast: Broadcast | None = None,
 ) -> Enqueued:
     """Commit one outbound text per (our number, their number) pair, to be sent by the worker.
 
     An empty number of ours means TWILIO_FROM_NUMBER; with neither, the Messaging Service
     sends and the row waits under the service's SID until Twilio names the sender.
+
+    Quiet hours: a text staff send now is held (unless forced); a broadcast's or a scheduled
+    one waits for the end of them, by the recipient's clock (its send-at moved).
+    A new `broadcast` is saved in the same transaction as its rows, with the refusals counted
+    on it instead of recorded as rows.
     """
     through_service = bool(settings.TWILIO_MESSAGING_SERVICE_SID)
     default = settings.TWILIO_FROM_NUMBER or settings.TWILIO_MESSAGING_SERVICE_SID
@@ -73,14 +84,20 @@ def texts_enqueue(
             "Set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to send texts (or SMS_BACKEND=console)."
         )
     result = Enqueued()
-    wanted: dict[tuple[str, str], None] = {}  # Each pair once, in the order given.
+    defer = send_at is not None or broadcast is not None
+    wanted: dict[tuple[str, str], datetime | None] = {}  # Each pair once, in the order given.
+    now = timezone.now()
     for our, their in pairs:
-        if not force and (held := quiet_hours_refusal(their)):
+        if force:
+            wanted[our or default, their] = send_at
+        elif defer:
+            wanted[our or default, their] = quiet_hours_end(their, send_at or now) or send_at
+        elif held := quiet_hours_refusal(their):
             result.held.append((their, held))
         else:
-            wanted[our or default, their] = None
-    if wanted:
-        work = partial(_rows_commit, list(wanted), body, sent_by, priority, send_at, through_service, result)
+            wanted[our or default, their] = send_at
+    if wanted or broadcast is not None:
+        work = partial(_rows_commit, wanted, body, sent_by, priority, through_service, broadcast, result)
         in_pair_transaction(work)
     return result
 
@@ -111,31 +128,24 @@ def text_enqueue(
 
 
 def _rows_commit(
-    pairs: list[tuple[str, str]],
+    wanted: dict[tuple[str, str], datetime | None],
     body: str,
     sent_by: User | None,
     priority: int,
-    send_at: datetime | None,
     through_service: bool,
+    broadcast: Broadcast | None,
     result: Enqueued,
 ) -> None:
-    refusals = sending_refusals(pairs, through_service=through_service)
-    Conversation.objects.bulk_create(
-        [
-            Conversation(sender=their, recipient=our, sender_number=number_of(their) or "")
-            for our, their in pairs
-        ],
-        ignore_conflicts=True,
-    )
-    ours, theirs = {our for our, _ in pairs}, {their for _, their in pairs}
-    found = Conversation.objects.filter(recipient__in=ours, sender__in=theirs).values_list(
-        "sender", "recipient", "pk"
-    )
-    conversation_ids = {(our, their): pk for their, our, pk in found}
+    pairs = list(wanted)
+    refusals = sending_refusals(pairs, through_service=through_service) if pairs else {}
+    if broadcast is not None:
+        _broadcast_save(broadcast, refusals.values(), sendable=len(pairs) - len(refusals))
+        pairs = [pair for pair in pairs if pair not in refusals]
+    conversation_ids = _conversations_of(pairs)
     segments = segments_of(body).count
     rows = []
     for pair in pairs:
-        refused = refusals.get(pair)
+        refused, send_at = refusals.get(pair), wanted[pair]
         rows.append(
             Message(
                 conversation_id=conversation_ids[pair],
@@ -147,15 +157,48 @@ def _rows_commit(
                 sent_by=sent_by,
                 priority=priority,
                 send_at=send_at,
+                broadcast=broadcast,
             )
         )
         if refused:
             result.refused.append((pair[1], refused))
-    result.messages = [
-        message for message in Message.objects.bulk_create(rows) if message.status != Status.CANCELED
-    ]
+    created = Message.objects.bulk_create(rows, batch_size=BATCH)
+    result.messages = [message for message in created if message.status != Status.CANCELED]
     if result.messages:
-        outbox_wake(send_at)  # A tick once these rows are committed (or at their time).
+        # A tick once these rows are committed, or at the earliest time one of them may go.
+        times = [message.send_at for message in result.messages]
+        outbox_wake(None if None in times else min(t for t in times if t is not None))
+
+
+def _broadcast_save(broadcast: Broadcast, refusals: Iterable[Refusal], *, sendable: int) -> None:
+    kinds = Counter(refusal.kind for refusal in refusals)
+    broadcast.blocked += kinds[Refusal.BLOCKED]
+    broadcast.opted_out += kinds[Refusal.OPTED_OUT]
+    broadcast.undeliverable += kinds[Refusal.UNDELIVERABLE]
+    if not sendable:
+        broadcast.status = Broadcast.Status.COMPLETED  # Nobody to text: nothing to wait for.
+    broadcast.save()
+
+
+def _conversations_of(pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Each pair's conversation id, the missing ones created: a few statements per BATCH pairs."""
+    Conversation.objects.bulk_create(
+        [
+            Conversation(sender=their, recipient=our, sender_number=number_of(their) or "")
+            for our, their in pairs
+        ],
+        ignore_conflicts=True,
+        batch_size=BATCH,
+    )
+    ids: dict[tuple[str, str], int] = {}
+    by_ours: dict[str, list[str]] = {}
+    for our, their in pairs:
+        by_ours.setdefault(our, []).append(their)
+    for our, theirs in by_ours.items():
+        for start in range(0, len(theirs), BATCH):  # SQLite's limit of variables in a statement.
+            found = Conversation.objects.filter(recipient=our, sender__in=theirs[start : start + BATCH])
+            ids.update({(our, their): pk for their, pk in found.values_list("sender", "pk")})
+    return ids
 
 
 def outbox_report(outbox_id: str, *, sid: str, status: str) -> None:

@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
+from conversations.broadcast_control import broadcast_started, broadcasts_complete
 from conversations.models import Message
 from conversations.pacing import pace_reserve
 from conversations.pairs import in_pair_transaction, outbound_accepted
@@ -77,6 +78,7 @@ def outbox_drain(seconds: float = TICK_SECONDS) -> int:
         posted += 1
     else:
         in_pair_transaction(outbox_wake)  # Out of time with texts to go: the next tick goes on at once.
+    in_pair_transaction(broadcasts_complete)
     _wake_for_later()
     return posted
 
@@ -119,6 +121,8 @@ def _claim_next() -> Message | float | str | None:
         status=Status.SENDING, attempts=F("attempts") + 1, claimed_at=now
     )
     message.attempts += 1
+    if message.broadcast_id is not None:
+        broadcast_started(message.broadcast_id, now)
     return message
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -91,3 +91,19 @@ def quiet_hours_refusal(their_number: str, *, now: datetime | None = None) -> st
         f"Quiet hours ({quiet}) for {their_number}: it is {local:%H:%M} there ({zone.key}); "
         f"it may go after {quiet.end:%H:%M}."
     )
+
+
+def quiet_hours_end(their_number: str, at: datetime) -> datetime | None:
+    """When a text due at `at` may go instead, by the recipient's clock: the end of the quiet
+    hours it falls in; None when it falls in none (or QUIET_HOURS is off)."""
+    quiet = configured()
+    if quiet is None:
+        return None
+    zone = zone_of(their_number)
+    local = at.astimezone(zone)
+    if not quiet.cover(local.time()):
+        return None
+    end = datetime.combine(local.date(), quiet.end, tzinfo=zone)
+    if end <= local:  # Quiet hours across midnight, in their evening: tomorrow morning.
+        end = datetime.combine(local.date() + timedelta(days=1), quiet.end, tzinfo=zone)
+    return end

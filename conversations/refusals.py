@@ -19,6 +19,7 @@ from conversations.models import Caller, Conversation, Message
 from conversations.phone import number_of
 
 OPTED_OUT = 21610
+BATCH = 500  # Pairs per query: two numbers each, under SQLite's 999 variables of old versions.
 # The number cannot get texts: invalid, not mobile, unreachable, unknown, a landline.
 UNDELIVERABLE = frozenset({21211, 21614, 30003, 30005, 30006})
 # Twilio's words for the delivery errors a status callback names only by their code.
@@ -31,6 +32,18 @@ DELIVERY_ERRORS = {
     30008: "Unknown error",
     30034: "US A2P 10DLC - Message from an Unregistered Number",
 }
+
+
+class Refusal(str):
+    """Why a text is refused, in words staff can act on; `kind` says which of the reasons."""
+
+    BLOCKED, UNDELIVERABLE, OPTED_OUT = "blocked", "undeliverable", "opted_out"
+    kind: str
+
+    def __new__(cls, words: str, kind: str) -> Refusal:
+        refusal = super().__new__(cls, words)
+        refusal.kind = kind
+        return refusal
 
 
 def twilio_error(code: int, words: str = "") -> str:
@@ -82,10 +95,18 @@ def opted_out_mark(their_number: str, our_number: str) -> int:
 
 def sending_refusals(
     pairs: Collection[tuple[str, str]], *, through_service: bool
-) -> dict[tuple[str, str], str]:
+) -> dict[tuple[str, str], Refusal]:
     """Why texts to these (our number, their number) pairs would be refused, by pair; the
-    others may be sent. Two queries, however many pairs: a blocked Caller, a number marked
+    others may be sent. Two queries per BATCH pairs: a blocked Caller, a number marked
     undeliverable, a pair (or, through a Messaging Service, any pair of the number) opted out."""
+    listed = list(pairs)
+    refused: dict[tuple[str, str], Refusal] = {}
+    for start in range(0, len(listed), BATCH):  # SQLite's limit of variables in a statement.
+        refused.update(_refusals(listed[start : start + BATCH], through_service=through_service))
+    return refused
+
+
+def _refusals(pairs: Collection[tuple[str, str]], *, through_service: bool) -> dict[tuple[str, str], Refusal]:
     theirs = {their for _, their in pairs}
     numbers = {number for their in theirs if (number := number_of(their)) is not None}
     blocked = {
@@ -108,21 +129,25 @@ def sending_refusals(
                 undeliverable.setdefault(key, row)
         if row.opted_out:
             opted_out |= {("" if through_service else row.recipient, key) for key in keys}
-    refused = {}
+    refused: dict[tuple[str, str], Refusal] = {}
     for our, their in pairs:
         keys = {their, number_of(their) or ""} - {""}
         if keys & blocked:
-            refused[our, their] = f"{their} is a blocked caller: texts to them are not sent."
+            refused[our, their] = Refusal(
+                f"{their} is a blocked caller: texts to them are not sent.", Refusal.BLOCKED
+            )
         elif found := next((undeliverable[key] for key in keys if key in undeliverable), None):
             since = timezone.localtime(found.undeliverable_since or timezone.now())
-            refused[our, their] = (
+            refused[our, their] = Refusal(
                 f"{their} is marked undeliverable since {since:%Y-%m-%d %H:%M}: "
                 f"{found.undeliverable_reason}. Texts to it are not sent; clear the mark "
-                "in the admin once the number is fixed."
+                "in the admin once the number is fixed.",
+                Refusal.UNDELIVERABLE,
             )
         elif {("" if through_service else our, key) for key in keys} & opted_out:
-            refused[our, their] = (
+            refused[our, their] = Refusal(
                 f"{their} has opted out (replied STOP); Twilio would refuse the text. "
-                "They can text START to opt back in."
+                "They can text START to opt back in.",
+                Refusal.OPTED_OUT,
             )
     return refused
