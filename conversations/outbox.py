@@ -6,9 +6,10 @@ statements for one or a thousand: the refusals known up front (a blocked Caller,
 marked undeliverable, a pair opted out) are decided with set-based queries and recorded as
 `canceled` rows with the reason; the rest become `pending` rows (`scheduled` with a send-at);
 a tick of the worker is enqueued once the rows are committed. Texts in the recipient's quiet
-hours are held, and not recorded, unless forced; a broadcast's or a scheduled text waits
-for the end of them instead (its send-at moved to the recipient's morning). `text_enqueue()` is the one-text form, which
-raises instead of recording a refusal, for staff and commands that wait for an answer.
+hours are held, and not recorded, unless forced; a broadcast's or a scheduled text waits for
+the end of them instead (its send-at moved to the recipient's morning). `text_enqueue()` is
+the one-text form, which raises instead of recording a refusal, for staff and commands that
+wait for an answer; `text_cancel()` cancels a text that has not gone yet.
 """
 
 from __future__ import annotations
@@ -199,6 +200,24 @@ def _conversations_of(pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int
             found = Conversation.objects.filter(recipient=our, sender__in=theirs[start : start + BATCH])
             ids.update({(our, their): pk for their, pk in found.values_list("sender", "pk")})
     return ids
+
+
+def text_cancel(message_id: int, *, by: User | None = None) -> Message:
+    """Cancel an outbound text that has not gone yet (pending or scheduled), saying by whom;
+    SendError for one that is not waiting (sent, being sent, or no such text)."""
+    who = f" by {by.get_username()}" if by is not None else ""
+    reason = f"Canceled{who} on {timezone.localtime():%Y-%m-%d %H:%M}."
+    waiting = Message.objects.filter(
+        pk=message_id, direction=Message.Direction.OUTBOUND, status__in=Message.READY
+    )
+    if not in_pair_transaction(partial(waiting.update, status=Status.CANCELED, error=reason)):
+        message = Message.objects.filter(pk=message_id, direction=Message.Direction.OUTBOUND).first()
+        if message is None:
+            raise SendError(f"There is no outbound text {message_id}.")
+        raise SendError(
+            f"Text {message_id} is {message.get_status_display().lower()}: it can no longer be canceled."
+        )
+    return Message.objects.get(pk=message_id)
 
 
 def outbox_report(outbox_id: str, *, sid: str, status: str) -> None:

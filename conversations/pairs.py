@@ -35,6 +35,7 @@ from conversations import pair_sql
 from conversations.locks import DeadlinePassed, postgres_waits_until, sqlite_waits_until, writer_lock
 from conversations.models import Conversation, Message
 from conversations.phone import number_of
+from conversations.refusals import stop_received
 from conversations.sessions import PairSessionStore
 from conversations.texts import BadText, InboundText, Keyword
 
@@ -105,6 +106,8 @@ def _receive_locked(text: InboundText, answer: Answer) -> Turn:
     uncounted = _why_not_counted(conversation, text)
     if uncounted:
         pair_sql.update_conversation(conversation)
+        if uncounted == Outcome.OPTED_OUT:
+            stop_received(conversation)  # Texts waiting for them would be refused.
         _record(conversation, text, None, uncounted, now)
         return Turn(uncounted)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from django.conf import settings
 from django.db.models import Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -86,11 +87,31 @@ def deliverable_mark(conversations: QuerySet[Conversation]) -> int:
 
 
 def opted_out_mark(their_number: str, our_number: str) -> int:
-    """Twilio says the number replied STOP to ours: the pair is opted out until START."""
+    """Twilio says the number replied STOP to ours: the pair is opted out until START, and
+    its texts still waiting (pending, scheduled) are canceled."""
     pairs = conversations_of(their_number)
     if our_number:
         pairs = pairs.filter(recipient=our_number)
-    return pairs.update(opted_out=True)
+    marked = pairs.update(opted_out=True)
+    opted_out_cancel(pairs)
+    return marked
+
+
+def opted_out_cancel(conversations: QuerySet[Conversation]) -> int:
+    """Cancel the texts waiting for these opted-out conversations, saying why; return how many."""
+    waiting = Message.objects.filter(
+        conversation__in=conversations, direction=Message.Direction.OUTBOUND, status__in=Message.READY
+    )
+    reason = f"Canceled: the recipient replied STOP on {timezone.localtime():%Y-%m-%d %H:%M}."
+    return waiting.update(status=Message.Status.CANCELED, error=reason)
+
+
+def stop_received(conversation: Conversation) -> int:
+    """A STOP from the pair's sender: cancel the texts waiting for them. Through a Messaging
+    Service, whose pool may send from any of our numbers, those of every pair of the number."""
+    if settings.TWILIO_MESSAGING_SERVICE_SID:
+        return opted_out_cancel(conversations_of(conversation.sender))
+    return opted_out_cancel(Conversation.objects.filter(pk=conversation.pk))
 
 
 def sending_refusals(

@@ -335,6 +335,72 @@ class SendSmsQuietHoursTestCase(SendSmsCommandTestCase):
     def test_replies_to_inbound_texts_are_never_held(self) -> None:
         self.assertEqual(reply_of(self.twilio.text("Hi")), "Friend has messaged +15005550006 1 time.")
 
+    def test_a_text_scheduled_in_their_night_waits_for_their_morning(self) -> None:
+        out = self.send("Your table is ready", "--to", SENDER, "--at", "2026-01-15T09:00Z")  # 01:00 there.
+
+        self.assertEqual(self.outbound().send_at, datetime(2026, 1, 15, 16, 0, tzinfo=UTC))  # 08:00 there.
+        self.assertIn("(scheduled at 2026-01-15 16:00 UTC)", out)
+        self.assertEqual(self.api.requests, [])
+
+
+@override_settings(
+    SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_FROM_NUMBER=RECIPIENT, TIME_ZONE="Europe/Paris"
+)
+class SendSmsAtTestCase(SendSmsCommandTestCase):
+    """--at schedules the text, in TIME_ZONE unless it has an offset; --cancel ID cancels it."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.enterContext(mock.patch("django.utils.timezone.now", return_value=LATE_IN_CALIFORNIA))
+
+    def test_it_schedules_the_text_in_the_sites_time_zone(self) -> None:
+        out = self.send("Happy holidays", "--to", SENDER, "--at", "2026-12-24T09:00")
+
+        message = self.outbound()
+        self.assertEqual(
+            (message.status, message.send_at), ("scheduled", datetime(2026, 12, 24, 8, 0, tzinfo=UTC))
+        )
+        self.assertIn(f"Queued text {message.pk} to {SENDER} (scheduled at 2026-12-24 09:00 CET)", out)
+        self.assertEqual(self.api.requests, [])  # Not before its time.
+
+    def test_an_offset_in_the_time_is_kept(self) -> None:
+        self.send("Hi", "--to", SENDER, "--at", "2026-12-24T09:00-08:00")
+
+        self.assertEqual(self.outbound().send_at, datetime(2026, 12, 24, 17, 0, tzinfo=UTC))
+
+    def test_a_time_in_the_past_is_an_error(self) -> None:
+        with self.assertRaisesMessage(
+            CommandError, "--at: 2026-01-15T08:00 is in the past: it is 2026-01-15 08:10 CET now."
+        ):
+            self.send("Hi", "--to", SENDER, "--at", "2026-01-15T08:00")
+        self.assertFalse(Message.objects.exists())
+
+    def test_a_time_that_is_not_iso_8601_is_an_error(self) -> None:
+        with self.assertRaisesMessage(
+            CommandError, "--at: 'tomorrow 9am' is not a date and time in ISO 8601"
+        ):
+            self.send("Hi", "--to", SENDER, "--at", "tomorrow 9am")
+
+    def test_cancel_cancels_a_scheduled_text_until_it_has_gone(self) -> None:
+        self.send("Hi", "--to", SENDER, "--at", "2026-12-24T09:00")
+        message = self.outbound()
+
+        self.assertEqual(self.send("--cancel", str(message.pk)), f"Canceled text {message.pk}.\n")
+
+        message.refresh_from_db()
+        self.assertEqual(message.status, "canceled")
+        self.assertIn("Canceled on 2026-01-15 08:10", message.error)
+        with self.assertRaisesMessage(
+            CommandError, f"Text {message.pk} is canceled: it can no longer be canceled."
+        ):
+            self.send("--cancel", str(message.pk))
+        with self.assertRaisesMessage(CommandError, "There is no outbound text 999."):
+            self.send("--cancel", "999")
+
+    def test_it_needs_a_text_and_a_recipient_without_cancel(self) -> None:
+        with self.assertRaisesMessage(CommandError, "Give the text and --to (or --cancel ID)."):
+            self.send("Hi")
+
 
 @override_settings(SMS_BACKEND="console", TWILIO_ACCOUNT_SID="", TWILIO_FROM_NUMBER=RECIPIENT)
 class SendSmsConsoleTestCase(SendSmsCommandTestCase):
