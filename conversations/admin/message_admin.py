@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from conversations.admin.conversation_admin import ReadOnlyAdmin
 from conversations.models import Conversation, Message
-from conversations.outbox import texts_enqueue
+from conversations.outbox import SendError, text_cancel, texts_enqueue
 from conversations.redaction import message_redact
 
 
@@ -52,6 +52,7 @@ class MessageAdmin(ReadOnlyAdmin):
         "send_at",
         "claimed_at",
         "sent_by",
+        "broadcast",
     )
     readonly_fields = fields
     actions = ("cancel_waiting", "resend_unknown")
@@ -115,15 +116,16 @@ class MessageAdmin(ReadOnlyAdmin):
         description="Cancel scheduled texts (and those still waiting to be sent)", permissions=["resend"]
     )
     def cancel_waiting(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        staff = request.user if isinstance(request.user, User) else None
+        canceled = 0
         waiting = queryset.filter(direction=Message.Direction.OUTBOUND, status__in=Message.READY)
-        ids = list(waiting.values_list("pk", flat=True))
-        # One conditional UPDATE: a row the worker claimed meanwhile is no longer waiting, and
-        # stays as the worker leaves it.
-        canceled = Message.objects.filter(pk__in=ids, status__in=Message.READY).update(
-            status=Message.Status.CANCELED, error=f"Canceled by {request.user.get_username()}"[:200]
-        )
-        for message in Message.objects.filter(pk__in=ids, status=Message.Status.CANCELED):
+        for message_id in waiting.values_list("pk", flat=True):
+            try:
+                message = text_cancel(message_id, by=staff)
+            except SendError:
+                continue  # The worker took it meanwhile: it stays as the worker leaves it.
             self.log_change(request, message, "Canceled the text before it was sent")
+            canceled += 1
         left = queryset.count() - canceled
         self.message_user(
             request,
