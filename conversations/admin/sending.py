@@ -116,7 +116,7 @@ def send_text_action(
         result = texts_enqueue(
             pairs=[(our_number or our, their) for our, their in pairs],
             body=form.cleaned_data["body"],
-            sent_by=_staff(request),
+            sent_by=staff_of(request),
             force=form.cleaned_data.get("force", False),
             send_at=form.cleaned_data.get("send_at"),
         )
@@ -151,7 +151,7 @@ def staff_text_enqueue(
         our_number=our_number,
         their_number=their_number,
         body=body,
-        sent_by=_staff(request),
+        sent_by=staff_of(request),
         force=force,
         send_at=send_at,
     )
@@ -165,7 +165,7 @@ def when(moment: datetime) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def _staff(request: HttpRequest) -> User | None:
+def staff_of(request: HttpRequest) -> User | None:
     # Admin views let only staff in: the user is a real one, never the anonymous user.
     return request.user if isinstance(request.user, User) else None
 
