@@ -121,7 +121,9 @@ class BroadcastAdminTestCase(TwilioTestCase):
         self.assertEqual(self.broadcast.status, "paused")
         outbox_drain()
         self.assertEqual(self.broadcast.progress().counts["pending"], 5)  # Paused: nothing went.
-        self.assertContains(self.client.get(self.page), 'id="resume-broadcast"')
+        paused = self.client.get(self.page)
+        self.assertContains(paused, 'id="resume-broadcast"')
+        self.assertContains(paused, '<span class="broadcast-eta">under a minute once resumed</span>')
 
         self.assertEqual(self.post("resume"), ["Resumed: the worker goes on where it stopped."])
         self.assertEqual(self.broadcast.status, "scheduled")

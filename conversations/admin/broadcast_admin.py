@@ -45,9 +45,16 @@ def progress_data(broadcast: Broadcast, progress: Progress) -> dict[str, Any]:
         "counts": progress.counts,
         "total": progress.total,
         "percent": int(progress.done * 100),
-        "eta": duration(progress.eta) if progress.waiting else "none",
+        "eta": _time_left(broadcast, progress),
         "running": broadcast.status in Broadcast.RUNNING,
     }
+
+
+def _time_left(broadcast: Broadcast, progress: Progress) -> str:
+    if not progress.waiting:
+        return "none"
+    left = duration(progress.eta)
+    return f"{left} once resumed" if broadcast.status == Broadcast.Status.PAUSED else left
 
 
 def messages_url(broadcast: Broadcast, **filters: str) -> str:
