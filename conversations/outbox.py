@@ -24,6 +24,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from conversations.broadcast_rows import broadcast_rows_insert, conversations_insert
 from conversations.models import Broadcast, Conversation, Message
 from conversations.pairs import in_pair_transaction, outbound_accepted
 from conversations.phone import number_of
@@ -139,11 +140,29 @@ def _rows_commit(
 ) -> None:
     pairs = list(wanted)
     refusals = sending_refusals(pairs, through_service=through_service) if pairs else {}
+    segments = segments_of(body).count
     if broadcast is not None:
         _broadcast_save(broadcast, refusals.values(), sendable=len(pairs) - len(refusals))
-        pairs = [pair for pair in pairs if pair not in refusals]
+        groups: dict[tuple[str, datetime | None], list[str]] = {}
+        for pair in pairs:
+            if pair not in refusals:
+                groups.setdefault((pair[0], wanted[pair]), []).append(pair[1])
+        conversations_insert(
+            [(their, our, number_of(their) or "") for our, their in pairs if (our, their) not in refusals]
+        )
+        inserted = broadcast_rows_insert(
+            groups,
+            body=body,
+            segments=segments,
+            sent_by=sent_by,
+            priority=priority,
+            broadcast=broadcast,
+            batch=BATCH,
+        )
+        if inserted:
+            _wake_for([send_at for _, send_at in groups])
+        return
     conversation_ids = _conversations_of(pairs)
-    segments = segments_of(body).count
     rows = []
     for pair in pairs:
         refused, send_at = refusals.get(pair), wanted[pair]
@@ -166,9 +185,12 @@ def _rows_commit(
     created = Message.objects.bulk_create(rows, batch_size=BATCH)
     result.messages = [message for message in created if message.status != Status.CANCELED]
     if result.messages:
-        # A tick once these rows are committed, or at the earliest time one of them may go.
-        times = [message.send_at for message in result.messages]
-        outbox_wake(None if None in times else min(t for t in times if t is not None))
+        _wake_for([message.send_at for message in result.messages])
+
+
+def _wake_for(times: list[datetime | None]) -> None:
+    """A tick once these rows are committed, or at the earliest time one of them may go."""
+    outbox_wake(None if None in times else min(t for t in times if t is not None))
 
 
 def _broadcast_save(broadcast: Broadcast, refusals: Iterable[Refusal], *, sendable: int) -> None:
