@@ -83,7 +83,9 @@ class BroadcastAdminTestCase(TwilioTestCase):
 
         self.assertContains(response, UNREACHABLE)
         self.assertContains(response, f"/admin/conversations/conversation/{failed.conversation_id}/change/")
-        listed = self.client.get(response.context["failures_url"])
+        not_sent = self.client.get(response.context["failures_url"])
+        self.assertEqual([m.pk for m in not_sent.context["cl"].result_list], [failed.pk])
+        listed = self.client.get(response.context["messages_url"])
         self.assertEqual(
             {m.pk for m in listed.context["cl"].result_list},
             set(self.broadcast.messages.values_list("pk", flat=True)),
