@@ -140,3 +140,28 @@ class ScheduledTextAdminTestCase(TwilioTestCase):
         self.assertIsNone(listed.context["action_form"])  # No action for them at all.
         self.assertEqual(response.status_code, 200)  # The list again, "No action selected."
         self.assertEqual(self.outbound().status, "scheduled")
+
+
+@override_settings(SMS_BACKEND="console")
+class ScheduledTextsActionTestCase(TwilioTestCase):
+    def test_the_conversations_send_a_text_action_schedules_too(self) -> None:
+        self.client.force_login(superuser())
+        self.twilio.text("Hello")
+        conversation = Conversation.objects.get()
+        at = timezone.localtime() + timedelta(hours=3)
+
+        self.client.post(
+            CONVERSATIONS,
+            {
+                "action": "send_text",
+                "_selected_action": [conversation.pk],
+                "send": "1",
+                "body": "Reminder: your table at 8.",
+                "send_at": f"{at:%Y-%m-%dT%H:%M}",
+            },
+        )
+
+        message = Message.objects.get(direction=Message.Direction.OUTBOUND)
+        self.assertEqual(
+            (message.status, message.send_at), ("scheduled", at.replace(second=0, microsecond=0))
+        )
