@@ -19,6 +19,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from conversations.admin.sending import staff_of, texts_phrase
 from conversations.broadcast_control import broadcast_cancel, broadcast_pause, broadcast_resume
 from conversations.broadcasts import Progress
 from conversations.models import Broadcast, Message
@@ -188,16 +189,16 @@ class BroadcastAdmin(admin.ModelAdmin):
     def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         broadcast = self._controlled(request, object_id)
         was = broadcast.status
-        canceled = broadcast_cancel(broadcast, by=request.user if request.user.is_authenticated else None)
+        canceled = broadcast_cancel(broadcast, by=staff_of(request))
         if was in (Broadcast.Status.COMPLETED, Broadcast.Status.CANCELED):
             self.message_user(
                 request, f"It was {broadcast.get_status_display().lower()} already.", messages.WARNING
             )
         else:
-            self.log_change(request, broadcast, f"Canceled the broadcast ({canceled} texts not sent)")
+            self.log_change(request, broadcast, f"Canceled the broadcast ({texts_phrase(canceled)} not sent)")
             self.message_user(
                 request,
-                f"Canceled: {canceled} text{'' if canceled == 1 else 's'} will not be sent; those sent stay sent.",
+                f"Canceled: {texts_phrase(canceled)} will not be sent; those sent stay sent.",
                 messages.SUCCESS,
             )
         return self._back_to(broadcast)
