@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.contrib.auth.models import User
-from django.db.models import Case, Exists, OuterRef, QuerySet, Value, When
+from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from conversations.models import Broadcast, Caller, Message
@@ -114,10 +114,10 @@ def broadcast_started(broadcast_id: int, now: datetime) -> None:
 
 
 def broadcasts_complete() -> int:
-    """Running broadcasts with no text left waiting are `completed`; return how many."""
-    waiting = Message.objects.filter(
-        broadcast=OuterRef("pk"), status__in=(*Message.READY, Message.Status.SENDING)
-    )
+    """Running broadcasts with no text left waiting (or being sent by the worker) are
+    `completed`; return how many. Twilio's own `sending` (its SID known) is past the outbox."""
+    in_outbox = Q(status__in=Message.READY) | Q(status=Message.Status.SENDING, sid__isnull=True)
+    waiting = Message.objects.filter(in_outbox, broadcast=OuterRef("pk"))
     return (
         Broadcast.objects.filter(status__in=Broadcast.RUNNING)
         .exclude(Exists(waiting))

@@ -66,6 +66,11 @@ def quiet_hours_of(value: str) -> QuietHours | None:
 
 def zone_of(number: str) -> ZoneInfo:
     """The recipient's time zone: their number's, when it has exactly one; else the site's."""
+    return _zone_of(number, settings.TIME_ZONE)
+
+
+@functools.lru_cache(maxsize=65_536)  # Hundreds of µs a number; a broadcast's list is texted again.
+def _zone_of(number: str, site_zone: str) -> ZoneInfo:
     try:
         zones = number_zones.time_zones_for_number(phonenumbers.parse(number))
     except phonenumbers.NumberParseException:
@@ -75,7 +80,7 @@ def zone_of(number: str) -> ZoneInfo:
             return ZoneInfo(zones[0])
         except ZoneInfoNotFoundError:
             pass  # A zone the system's tz database does not have yet.
-    return ZoneInfo(settings.TIME_ZONE)
+    return ZoneInfo(site_zone)
 
 
 def quiet_hours_refusal(their_number: str, *, now: datetime | None = None) -> str | None:

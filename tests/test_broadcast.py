@@ -18,6 +18,7 @@ from conversations.broadcast_control import (
     broadcast_create,
     broadcast_pause,
     broadcast_resume,
+    broadcasts_complete,
 )
 from conversations.models import Broadcast, Caller, Conversation, Message
 from conversations.outbox import BATCH, SendError, text_cancel, text_enqueue, texts_enqueue
@@ -136,6 +137,18 @@ class BroadcastTestCase(TwilioTestCase):
         self.assertEqual(len(self.api.requests), 2)
         progress = broadcast.progress()
         self.assertEqual((progress.counts["sent"], progress.done, progress.eta), (2, 1.0, timedelta(0)))
+
+    def test_it_is_completed_once_twilio_has_every_text_even_one_it_is_still_sending(self) -> None:
+        broadcast = broadcast_create(body="Hi", their_numbers=NUMBERS[:2])
+        first, second = broadcast.messages.order_by("pk")
+        broadcast.messages.filter(pk=first.pk).update(status="sending", sid=new_sid())  # Twilio's status.
+        broadcast.messages.filter(pk=second.pk).update(
+            status="sending"
+        )  # Claimed: the worker's POST under way.
+
+        self.assertEqual(broadcasts_complete(), 0)
+        broadcast.messages.filter(pk=second.pk).update(status="queued", sid=new_sid())
+        self.assertEqual(broadcasts_complete(), 1)
 
     def test_a_broadcast_with_nobody_to_text_is_completed_at_once(self) -> None:
         caller(NUMBERS[0], blocked=True)
