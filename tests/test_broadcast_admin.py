@@ -70,6 +70,8 @@ class BroadcastAdminTestCase(TwilioTestCase):
                 response, f'<span class="count" data-count="{name}">{count}</span> {name}', html=True
             )
         self.assertContains(response, "7 selected, 5 will be texted: 1 opted out, 1 duplicate.")
+        self.assertContains(response, f'data-progress-url="{BROADCASTS}{self.broadcast.pk}/progress/"')
+        self.assertContains(response, "conversations/broadcast.js")  # Which polls it.
         # Two texts of one segment left at SMS_SEND_RATE=1 a second.
         self.assertContains(response, 'time left: <span class="broadcast-eta">under a minute</span>')
         with override_settings(SMS_SEND_RATE=0.01):  # 200 s.

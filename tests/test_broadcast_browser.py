@@ -67,7 +67,17 @@ class BroadcastBrowserTestCase(BrowserTestCase):
 
             page.click("#resume-broadcast input[type=submit]")
             expect(page.locator(".messagelist")).to_contain_text("Resumed")
-            # The page polls its progress: no reload by the test.
+            resumed_at = int(bar.get_attribute("aria-valuenow") or 0)
+            # The page polls its progress: the bar moves on the same page, no reload.
+            page.evaluate("window.watched = true")
+            page.wait_for_function(
+                """(from) => {
+                    const now = +document.querySelector("[role=progressbar]").getAttribute("aria-valuenow");
+                    return window.watched === true && now > from && now < 100;
+                }""",
+                arg=resumed_at,
+                timeout=60_000,
+            )
             expect(bar).to_have_attribute("aria-valuenow", "100", timeout=60_000)
             expect(page.locator(".broadcast-status")).to_have_text("Completed", timeout=15_000)
             self.assertEqual(api.posts_to(), {number: 1 for number in NUMBERS[2:]}, worker.log())
