@@ -165,3 +165,25 @@ class ScheduledTextsActionTestCase(TwilioTestCase):
         self.assertEqual(
             (message.status, message.send_at), ("scheduled", at.replace(second=0, microsecond=0))
         )
+
+
+@override_settings(SMS_BACKEND="console", TIME_ZONE="America/Los_Angeles", QUIET_HOURS="21:00-08:00")
+class ScheduledTextInQuietHoursTestCase(TwilioTestCase):
+    def test_a_time_in_their_night_moves_to_their_morning_and_the_page_says_when(self) -> None:
+        self.client.force_login(superuser())
+        self.twilio.text("Hello")  # From San Francisco (SENDER's area code).
+        conversation = Conversation.objects.get()
+        night = (timezone.localtime() + timedelta(days=1)).replace(
+            hour=23, minute=30, second=0, microsecond=0
+        )
+        morning = (night + timedelta(days=1)).replace(hour=8, minute=0)
+
+        response = self.client.post(
+            f"{CONVERSATIONS}{conversation.pk}/send/",
+            {"body": "Your order ships tomorrow.", "send_at": f"{night:%Y-%m-%dT%H:%M}"},
+            follow=True,
+        )
+
+        self.assertEqual(Message.objects.get(direction=Message.Direction.OUTBOUND).send_at, morning)
+        self.assertContains(response, f"Scheduled the text to {SENDER} for {morning:%Y-%m-%d %H:%M %Z}")
+        self.assertEqual(history_of(conversation), [f"Scheduled a text for {morning:%Y-%m-%d %H:%M %Z}"])

@@ -189,21 +189,22 @@ class ConversationAdmin(ReadOnlyAdmin):
                 )
             return self._back_to(conversation)
         try:
-            staff_text_enqueue(
+            message = staff_text_enqueue(
                 self,
                 request,
                 conversation.recipient,
                 conversation.sender,
                 form.cleaned_data["body"],
                 force=form.cleaned_data.get("force", False),
-                send_at=(send_at := form.cleaned_data.get("send_at")),
+                send_at=form.cleaned_data.get("send_at"),
             )
         except QuietHoursError as error:
             self.message_user(request, f"Not sent: {error} {FORCE_HINT}", messages.ERROR)
         except SendError as error:
             self.message_user(request, f"Not sent: {error}", messages.ERROR)
         else:
-            self.message_user(request, _queued(conversation.sender, send_at), messages.SUCCESS)
+            # Its time, which quiet hours where they are may have moved to their morning.
+            self.message_user(request, _queued(conversation.sender, message.send_at), messages.SUCCESS)
         return self._back_to(conversation)
 
     def end_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

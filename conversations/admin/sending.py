@@ -155,7 +155,7 @@ def staff_text_enqueue(
         force=force,
         send_at=send_at,
     )
-    note = f"Scheduled a text for {when(send_at)}" if send_at else "Queued a text"
+    note = f"Scheduled a text for {when(message.send_at)}" if message.send_at else "Queued a text"
     modeladmin.log_change(request, message.conversation, note)
     return message
 
