@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.contrib.auth.models import User
-from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from conversations.models import Broadcast, Caller, Message
@@ -40,7 +40,9 @@ def broadcast_create(
     such), from our number (empty: TWILIO_FROM_NUMBER or the Messaging Service); committed
     with one text per recipient. Raises outbox.SendError when no sender is configured."""
     if callers is not None:
-        their_numbers = [str(number) for number in callers.values_list("phone_number", flat=True)]
+        # As stored (E.164 text): read as PhoneNumbers, each would be parsed once more.
+        stored = ExpressionWrapper(F("phone_number"), output_field=CharField())
+        their_numbers = list(callers.annotate(stored_number=stored).values_list("stored_number", flat=True))
     broadcast = Broadcast(body=body, sent_by=sent_by, send_at=send_at)
     recipients: dict[str, None] = {}  # By E.164 number, in the order given.
     for their in their_numbers or ():

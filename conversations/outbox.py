@@ -177,7 +177,6 @@ def _rows_commit(
                 sent_by=sent_by,
                 priority=priority,
                 send_at=send_at,
-                broadcast=broadcast,
             )
         )
         if refused:

@@ -129,7 +129,7 @@ def sending_refusals(
 
 def _refusals(pairs: Collection[tuple[str, str]], *, through_service: bool) -> dict[tuple[str, str], Refusal]:
     number_by = {their: number_of(their) for _, their in pairs}
-    theirs, numbers = set(number_by), {number for number in number_by.values() if number is not None}
+    numbers = {number for number in number_by.values() if number is not None}
     # Read as text, the column as it is stored (E.164): PhoneNumberField would parse and
     # validate each number of the lookup again (~100 µs each). The SQL is the bare column.
     stored = ExpressionWrapper(F("phone_number"), output_field=CharField())
@@ -139,7 +139,10 @@ def _refusals(pairs: Collection[tuple[str, str]], *, through_service: bool) -> d
         .filter(stored__in=numbers)
         .values_list("stored", flat=True)
     )
-    marked = Conversation.objects.filter(Q(sender_number__in=numbers) | Q(sender__in=theirs)).filter(
+    # A conversation's sender_number is number_of(its sender): a sender already in E.164 is
+    # found by it, and only the others (channels, sender IDs, other forms) need their own.
+    others = {their for their, number in number_by.items() if number != their}
+    marked = Conversation.objects.filter(Q(sender_number__in=numbers) | Q(sender__in=others)).filter(
         Q(opted_out=True) | ~Q(undeliverable_reason="")
     )
     undeliverable: dict[str, Conversation] = {}
