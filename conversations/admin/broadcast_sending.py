@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import QuerySet
+from django.db.models import CharField, ExpressionWrapper, F, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -60,7 +60,10 @@ def broadcast_action(
 ) -> HttpResponse | None:
     """The action's page (counts, the text with its encoding and segments, send-at), then on
     Confirm the Broadcast, and its page."""
-    numbers = [str(number) for number in callers.values_list("phone_number", flat=True)]
+    # As stored (E.164 text), as broadcast_create() reads callers: read as PhoneNumbers, each
+    # would be parsed once more.
+    stored = ExpressionWrapper(F("phone_number"), output_field=CharField())
+    numbers = list(callers.annotate(stored_number=stored).values_list("stored_number", flat=True))
     form = BroadcastForm(request.POST if "confirm" in request.POST else None)
     if form.is_valid():
         try:
