@@ -1,4 +1,3 @@
-from django.contrib.admin.models import LogEntry
 from django.http import HttpResponse
 from django.test import TestCase, override_settings
 
@@ -107,8 +106,8 @@ class CallerAdminTestCase(TestCase):
         self.assertEqual(reply_of(twilio.text()), "Rose Tico has messaged +15005550006 2 times.")
 
     def send_text(self, *, our_number: str, body: str) -> HttpResponse:
-        """The "Send a text" action on Rey, its form filled in."""
-        form = {"action": "send_text", "_selected_action": [self.rey.pk], "send": "1"}
+        """The "Send a text" action on Rey, its page filled in and confirmed."""
+        form = {"action": "send_text", "_selected_action": [self.rey.pk], "confirm": "1"}
         response = self.client.post(CHANGELIST, {**form, "our_number": our_number, "body": body})
         outbox_drain()  # The worker's part.
         return response
@@ -117,13 +116,16 @@ class CallerAdminTestCase(TestCase):
     def test_it_sends_a_text_to_selected_callers_as_the_staff_member(self) -> None:
         response = self.send_text(our_number="+15005550006", body="Your table is ready")
 
-        self.assertEqual(response.status_code, 302)
         message = Message.objects.get()
+        self.assertRedirects(
+            response,
+            f"/admin/conversations/broadcast/{message.broadcast_id}/change/",
+            fetch_redirect_response=False,
+        )
         self.assertEqual(
             (message.body, message.sent_by, message.status), ("Your table is ready", self.staff, "sent")
         )
-        entry = LogEntry.objects.get(object_id=str(message.conversation_id))
-        self.assertEqual(entry.get_change_message(), "Queued a text")
+        self.assertEqual(str(message.conversation.sender), "+14155552222")
 
     @override_settings(
         SMS_BACKEND="console", TWILIO_FROM_NUMBER="", TWILIO_MESSAGING_SERVICE_SID="MG" + "5" * 32

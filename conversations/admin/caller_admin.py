@@ -18,7 +18,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from conversations.admin.sending import SendFromForm, send_text_action
+from conversations.admin.broadcast_sending import broadcast_action
 from conversations.caller_csv import (
     CallerCsvError,
     CallerRow,
@@ -194,7 +194,10 @@ class CallerAdmin(admin.ModelAdmin):
             headers={"Content-Disposition": f'attachment; filename="callers-{stamp}.csv"'},
         )
 
-    @admin.action(description="Send a text to the selected callers", permissions=["change"])
+    # Texting callers in bulk is a broadcast: its own permission, apart from editing callers.
+    def has_broadcast_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("conversations.send_broadcast")
+
+    @admin.action(description="Send a text to the selected callers (a broadcast)", permissions=["broadcast"])
     def send_text(self, request: HttpRequest, queryset: QuerySet[Caller]) -> HttpResponse | None:
-        pairs = [("", str(number)) for number in queryset.values_list("phone_number", flat=True)]
-        return send_text_action(self, request, SendFromForm, pairs)
+        return broadcast_action(self, request, queryset)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import cast
 from urllib.parse import urlencode
 
@@ -15,7 +16,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from conversations.admin.sending import FORCE_HINT, SendTextForm, send_text_action, staff_text_enqueue
+from conversations.admin.sending import FORCE_HINT, SendTextForm, send_text_action, staff_text_enqueue, when
 from conversations.models import Caller, Conversation, ConversationQuerySet
 from conversations.outbox import QuietHoursError, SendError
 from conversations.pairs import bot_resume, conversation_end
@@ -23,6 +24,15 @@ from conversations.refusals import deliverable_mark
 
 # Texts per page of a conversation's thread: 2,000 texts on one page made it 3.5 MB.
 THREAD_PAGE_SIZE = 50
+
+
+def _queued(their_number: str, send_at: datetime | None) -> str:
+    if send_at is None:
+        return f"Queued the text to {their_number}: the worker sends it."
+    return (
+        f"Scheduled the text to {their_number} for {when(send_at)}; "
+        "until then “Cancel scheduled texts” in Messages cancels it."
+    )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -179,22 +189,22 @@ class ConversationAdmin(ReadOnlyAdmin):
                 )
             return self._back_to(conversation)
         try:
-            staff_text_enqueue(
+            message = staff_text_enqueue(
                 self,
                 request,
                 conversation.recipient,
                 conversation.sender,
                 form.cleaned_data["body"],
                 force=form.cleaned_data.get("force", False),
+                send_at=form.cleaned_data.get("send_at"),
             )
         except QuietHoursError as error:
             self.message_user(request, f"Not sent: {error} {FORCE_HINT}", messages.ERROR)
         except SendError as error:
             self.message_user(request, f"Not sent: {error}", messages.ERROR)
         else:
-            self.message_user(
-                request, f"Queued the text to {conversation.sender}: the worker sends it.", messages.SUCCESS
-            )
+            # Its time, which quiet hours where they are may have moved to their morning.
+            self.message_user(request, _queued(conversation.sender, message.send_at), messages.SUCCESS)
         return self._back_to(conversation)
 
     def end_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from conversations.admin.conversation_admin import ReadOnlyAdmin
 from conversations.models import Conversation, Message
-from conversations.outbox import texts_enqueue
+from conversations.outbox import SendError, text_cancel, texts_enqueue
 from conversations.redaction import message_redact
 
 
@@ -52,9 +52,10 @@ class MessageAdmin(ReadOnlyAdmin):
         "send_at",
         "claimed_at",
         "sent_by",
+        "broadcast",
     )
     readonly_fields = fields
-    actions = ("resend_unknown",)
+    actions = ("cancel_waiting", "resend_unknown")
 
     def get_urls(self) -> list[URLPattern]:
         own = [
@@ -111,6 +112,29 @@ class MessageAdmin(ReadOnlyAdmin):
             messages.WARNING,
         )
 
+    @admin.action(
+        description="Cancel scheduled texts (and those still waiting to be sent)", permissions=["resend"]
+    )
+    def cancel_waiting(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        staff = request.user if isinstance(request.user, User) else None
+        canceled = 0
+        waiting = queryset.filter(direction=Message.Direction.OUTBOUND, status__in=Message.READY)
+        for message_id in waiting.values_list("pk", flat=True):
+            try:
+                message = text_cancel(message_id, by=staff)
+            except SendError:
+                continue  # The worker took it meanwhile: it stays as the worker leaves it.
+            self.log_change(request, message, "Canceled the text before it was sent")
+            canceled += 1
+        left = queryset.count() - canceled
+        self.message_user(
+            request,
+            f"Canceled {canceled} text{'' if canceled == 1 else 's'}"
+            + (f"; {left} had been sent or settled already and stay as they are." if left else "."),
+            messages.SUCCESS if canceled else messages.WARNING,
+        )
+
+    # Canceling or re-sending a text is staff work on the conversation: its change permission.
     def has_resend_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("conversations.change_conversation")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -12,6 +13,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils import timezone
 
 from conversations import quiet_hours
 from conversations.models import Conversation, Message
@@ -37,14 +39,34 @@ class SendTextForm(forms.Form):
         help_text="Send even if it is within QUIET_HOURS where the recipient is.",
     )
 
+    send_at = forms.DateTimeField(
+        label="Send at",
+        required=False,
+        # datetime-local sends 2026-12-24T09:00; Django reads ISO 8601 in TIME_ZONE unless the
+        # value carries its own offset.
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="Empty: now. Otherwise ISO 8601 (2026-12-24T09:00), in TIME_ZONE unless an offset is given.",
+    )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if quiet_hours.configured() is None:
             del self.fields["force"]  # Nothing to force.
+        self.fields["send_at"].help_text = self.fields["send_at"].help_text.replace(
+            "TIME_ZONE", f"TIME_ZONE ({timezone.get_current_timezone_name()})"
+        )
 
     def clean_body(self) -> str:
         # Browsers send a textarea's line breaks as CRLF: two characters, where one does.
         return self.cleaned_data["body"].replace("\r\n", "\n")
+
+    def clean_send_at(self) -> datetime | None:
+        send_at = self.cleaned_data["send_at"]
+        if send_at is not None and send_at <= timezone.now():
+            raise forms.ValidationError(
+                f"{when(send_at)} has passed; give a time to come, or leave it empty."
+            )
+        return send_at
 
 
 class SendFromForm(SendTextForm):
@@ -94,8 +116,9 @@ def send_text_action(
         result = texts_enqueue(
             pairs=[(our_number or our, their) for our, their in pairs],
             body=form.cleaned_data["body"],
-            sent_by=_staff(request),
+            sent_by=staff_of(request),
             force=form.cleaned_data.get("force", False),
+            send_at=form.cleaned_data.get("send_at"),
         )
     except SendError as error:
         modeladmin.message_user(request, f"Not sent: {error}", messages.ERROR)
@@ -120,16 +143,29 @@ def staff_text_enqueue(
     body: str,
     *,
     force: bool,
+    send_at: datetime | None = None,
 ) -> Message:
-    """Queue one text from the staff user, ahead of bulk texts, and note it in the history."""
+    """Queue one text from the staff user, ahead of bulk texts (or for a time to come), and
+    note it in the history."""
     message = text_enqueue(
-        our_number=our_number, their_number=their_number, body=body, sent_by=_staff(request), force=force
+        our_number=our_number,
+        their_number=their_number,
+        body=body,
+        sent_by=staff_of(request),
+        force=force,
+        send_at=send_at,
     )
-    modeladmin.log_change(request, message.conversation, "Queued a text")
+    note = f"Scheduled a text for {when(message.send_at)}" if message.send_at else "Queued a text"
+    modeladmin.log_change(request, message.conversation, note)
     return message
 
 
-def _staff(request: HttpRequest) -> User | None:
+def when(moment: datetime) -> str:
+    """ "2026-12-24 09:00 CET": a time as staff read it, in TIME_ZONE."""
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def staff_of(request: HttpRequest) -> User | None:
     # Admin views let only staff in: the user is a real one, never the anonymous user.
     return request.user if isinstance(request.user, User) else None
 
