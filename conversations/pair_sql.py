@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import cache
 from typing import Any, cast
+from weakref import WeakKeyDictionary
 
 from django.contrib.sessions.models import Session
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -46,7 +47,58 @@ def locked_for_text(
     using: str, sender: str, recipient: str, *, sid: str | None, now: datetime
 ) -> tuple[str, tuple[Any, ...]]:
     """The statement of ConversationQuerySet.locked_for_text(), and its parameters."""
-    return _lock_sql(connections[using].vendor), (now, sid, sender, recipient)
+    db = connections[using]
+    return _lock_sql(db.vendor), (_datetime(db, now), sid, sender, recipient)
+
+
+def fetch_locked(
+    using: str, sender: str, recipient: str, *, sid: str | None, now: datetime
+) -> Conversation | None:
+    """Run locked_for_text()'s statement; its row as a Conversation with its annotations.
+
+    Built as raw() builds it (the columns' converters, then Model.from_db()), without
+    raw()'s own work per query, which cost more than the statement: resolving the columns
+    against the model and the converters of each, again on every text.
+    """
+    sql, params = locked_for_text(using, sender, recipient, sid=sid, now=now)
+    db = connections[using]
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row[:_FIELD_COUNT])
+    for index, converters, expression in _converters(db):
+        for converter in converters:
+            values[index] = converter(values[index], expression, db)
+    conversation = Conversation.from_db(using, _FIELD_NAMES, values)
+    window_data, caller_name, caller_blocked, message_seen = row[_FIELD_COUNT:]
+    conversation.window_data = window_data
+    conversation.caller_name = caller_name
+    # SQLite has no booleans.
+    conversation.caller_blocked = bool(caller_blocked)
+    conversation.message_seen = bool(message_seen)
+    return conversation
+
+
+_FIELD_NAMES = [field.attname for field in Conversation._meta.concrete_fields]
+_FIELD_COUNT = len(_FIELD_NAMES)
+# Per connection (one a thread): the converters of the columns that have any, as the ORM
+# applies them (the backend's first, then the field's).
+_CONVERTERS: WeakKeyDictionary[BaseDatabaseWrapper, list[tuple[int, list[Any], Any]]] = WeakKeyDictionary()
+
+
+def _converters(db: BaseDatabaseWrapper) -> list[tuple[int, list[Any], Any]]:
+    found = _CONVERTERS.get(db)
+    if found is None:
+        found = []
+        for index, field in enumerate(Conversation._meta.concrete_fields):
+            expression = field.get_col(Conversation._meta.db_table)
+            converters = db.ops.get_db_converters(expression) + expression.get_db_converters(db)
+            if converters:
+                found.append((index, converters, expression))
+        _CONVERTERS[db] = found
+    return found
 
 
 def update_session_data(session_key: str, session_data: str, expire_date: datetime) -> int:
