@@ -28,6 +28,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden, QueryDict
 
+from conversations.form_bodies import parse_post
 from conversations.locks import DeadlinePassed
 from conversations.logs import describe_text, escape
 from conversations.models import Conversation
@@ -64,6 +65,7 @@ def signed_by_twilio(view: View) -> View:
                 return HttpResponseBadRequest("Parameters are not valid UTF-8.")
         except RequestDataTooBig:
             return HttpResponseBadRequest("Request body too large.")
+        parse_post(request)
         if not settings.TWILIO_REQUIRE_SIGNATURE:
             return view(request)
         if not is_signed_by_twilio(request):
