@@ -61,13 +61,7 @@ class ConversationQuerySet(models.QuerySet):
         in one statement written in SQL (pair_sql.py); None without a row or a session."""
         from conversations import pair_sql  # It builds its SQL from these models.
 
-        sql, params = pair_sql.locked_for_text(self.db, sender, recipient, sid=sid, now=now)
-        conversation = next(iter(self.raw(sql, params)), None)
-        if conversation is not None:
-            # SQLite has no booleans, and raw() converts only the model's own columns.
-            conversation.caller_blocked = bool(conversation.caller_blocked)
-            conversation.message_seen = bool(conversation.message_seen)
-        return conversation
+        return pair_sql.fetch_locked(self.db, sender, recipient, sid=sid, now=now)
 
 
 class Conversation(models.Model):

@@ -25,13 +25,21 @@ def signed_params(request: HttpRequest) -> QueryDict:
     return request.POST if request.method == "POST" else QueryDict()
 
 
+class _Lists(dict[str, list[str]]):
+    """The parameters as RequestValidator reads them fastest: it tries getall() first, and
+    given a QueryDict it catches an AttributeError for every parameter before getlist()."""
+
+    def getall(self, name: str) -> list[str]:
+        return self[name]
+
+
 def is_signed_by_twilio(request: HttpRequest) -> bool:
     signature = request.headers.get("X-Twilio-Signature", "")
     # Twilio's signature is base64; compare_digest() raises on a str that is not ASCII.
     if not signature or not signature.isascii():
         return False
     validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
-    url, params = webhook_url(request), signed_params(request)
+    url, params = webhook_url(request), _Lists(signed_params(request).lists())
     # validate() signs twice, with and without the port; try the URL as called first.
     if compare_digest(validator.compute_signature(url, params), signature):
         return True

@@ -5,9 +5,11 @@ from unittest import mock
 
 from django.contrib.sessions.models import Session
 from django.db import connection, connections
-from django.test import TransactionTestCase, override_settings
+from django.test import SimpleTestCase, TransactionTestCase, override_settings
+from twilio.twiml.messaging_response import MessagingResponse
 
 from conversations.models import Conversation, Message
+from conversations.webhook import twiml
 from tests.twilio import TOKEN, Twilio, TwilioTestCase, reply_of
 
 
@@ -128,3 +130,30 @@ class InDoubtTestCase(TwilioTestCase):
         self.assertEqual(reply_of(again), "Friend has messaged +15005550006 2 times.")
         self.assertEqual(Conversation.objects.get().window_count, 2)
         self.assertEqual(Message.objects.count(), 2)
+
+
+class TwimlTests(SimpleTestCase):
+    def test_it_writes_the_bytes_twilios_messaging_response_writes(self) -> None:
+        replies = [
+            None,
+            "",
+            "Hi Ana, 3 texts",
+            "a & b <c> \"d\" 'e'",
+            "line\r\nnext\ttab",
+            "🎉 ﷽ مرحبا",
+            "x" * 1600,
+        ]
+        for reply in replies:
+            with self.subTest(reply=reply):
+                expected = MessagingResponse()
+                if reply:
+                    expected.message(reply)
+
+                response = twiml(reply)
+
+                self.assertEqual(response.content.decode(), str(expected))
+                self.assertEqual(response["Content-Type"], "text/xml; charset=utf-8")
+
+    def test_it_drops_what_xml_forbids_before_writing(self) -> None:
+        self.assertEqual(twiml("a\x00\x08b\ufffe").content, twiml("ab").content)
+        self.assertEqual(twiml("\x01").content, twiml(None).content)
