@@ -8,6 +8,8 @@ any restart. The operations that create and control a broadcast are in broadcast
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -64,6 +66,13 @@ class Broadcast(models.Model):
     def to_text(self) -> int:
         """Recipients that get a text: the selected less the excluded."""
         return self.selected - self.excluded
+
+    def refusals_count(self, kinds: Iterable[str]) -> None:
+        """Count the recipients refused up front by the kind of refusal (refusals.Refusal.kind)."""
+        counts = Counter(kinds)
+        self.blocked += counts["blocked"]
+        self.opted_out += counts["opted_out"]
+        self.undeliverable += counts["undeliverable"]
 
     def counts_label(self) -> str:
         """ "1,000 selected, 987 will be texted: 9 opted out, 3 undeliverable, 1 duplicate"."""

@@ -16,7 +16,6 @@ gone yet.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -207,10 +206,7 @@ def _wake_for(times: list[datetime | None]) -> None:
 
 
 def _broadcast_save(broadcast: Broadcast, refusals: Iterable[Refusal], *, sendable: int) -> None:
-    kinds = Counter(refusal.kind for refusal in refusals)
-    broadcast.blocked += kinds[Refusal.BLOCKED]
-    broadcast.opted_out += kinds[Refusal.OPTED_OUT]
-    broadcast.undeliverable += kinds[Refusal.UNDELIVERABLE]
+    broadcast.refusals_count(refusal.kind for refusal in refusals)
     if not sendable:
         broadcast.status = Broadcast.Status.COMPLETED  # Nobody to text: nothing to wait for.
     broadcast.save()

@@ -3,23 +3,19 @@ Broadcast (its page then shows the progress)."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
-
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import CharField, ExpressionWrapper, F, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from conversations.admin.sending import SendFromForm, staff_of, when
-from conversations.broadcast_control import broadcast_create
+from conversations.broadcast_control import broadcast_create, broadcast_preview, caller_numbers
 from conversations.models import Broadcast, Caller
 from conversations.outbox import SendError
 from conversations.phone import number_of
-from conversations.refusals import Refusal, sending_refusals
 from conversations.segments import segments_of
 
 
@@ -30,40 +26,12 @@ class BroadcastForm(SendFromForm):
         self.fields.pop("force", None)
 
 
-def broadcast_preview(their_numbers: Iterable[str], our_number: str = "") -> Broadcast:
-    """An unsaved Broadcast with the counts broadcast_create() would give it: deduplicated by
-    number, the blocked, opted-out and undeliverable counted. Two queries per 500 numbers."""
-    preview = Broadcast()
-    recipients: dict[str, None] = {}
-    for their in their_numbers:
-        preview.selected += 1
-        number = number_of(their)
-        if number is None:
-            preview.undeliverable += 1
-        elif number in recipients:
-            preview.duplicates += 1
-        else:
-            recipients[number] = None
-    ours = our_number or settings.TWILIO_FROM_NUMBER or settings.TWILIO_MESSAGING_SERVICE_SID
-    refusals = sending_refusals(
-        [(ours, their) for their in recipients], through_service=bool(settings.TWILIO_MESSAGING_SERVICE_SID)
-    )
-    kinds = Counter(refusal.kind for refusal in refusals.values())
-    preview.blocked = kinds[Refusal.BLOCKED]
-    preview.opted_out = kinds[Refusal.OPTED_OUT]
-    preview.undeliverable += kinds[Refusal.UNDELIVERABLE]
-    return preview
-
-
 def broadcast_action(
     modeladmin: admin.ModelAdmin, request: HttpRequest, callers: QuerySet[Caller]
 ) -> HttpResponse | None:
     """The action's page (counts, the text with its encoding and segments, send-at), then on
     Confirm the Broadcast, and its page."""
-    # As stored (E.164 text), as broadcast_create() reads callers: read as PhoneNumbers, each
-    # would be parsed once more.
-    stored = ExpressionWrapper(F("phone_number"), output_field=CharField())
-    numbers = list(callers.annotate(stored_number=stored).values_list("stored_number", flat=True))
+    numbers = caller_numbers(callers)
     form = BroadcastForm(request.POST if "confirm" in request.POST else None)
     if form.is_valid():
         try:
@@ -81,7 +49,7 @@ def broadcast_action(
         modeladmin.message_user(request, _created(broadcast), messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:conversations_broadcast_change", args=[broadcast.pk]))
     our_number = form.data.get("our_number", "") if form.is_bound else ""
-    preview = broadcast_preview(numbers, number_of(our_number) or "")
+    preview = broadcast_preview(their_numbers=numbers, our_number=number_of(our_number) or "")
     body = form.data.get("body", "").replace("\r\n", "\n") if form.is_bound else ""
     context = {
         **modeladmin.admin_site.each_context(request),
