@@ -132,10 +132,14 @@ class OutboxWorkerProcessTestCase(TransactionTestCase):
 
 
 def assert_rate_held(test: TransactionTestCase, api: TwilioApiServer, per_second: float) -> None:
-    """No run of texts from one sender reached Twilio faster than the pace (the POSTs' arrival
-    times carry the loopback's jitter: a few milliseconds of slack)."""
+    """No second's worth of texts from one sender reached Twilio faster than the pace allows.
+
+    The slots are exact, the POSTs' arrival times are not: a worker that wakes a few ms late for
+    its slot shortens the gap to the next one, so a short window (10 POSTs, 0.2 s) fails on a
+    loaded machine with nothing wrong. Over 50 POSTs (1 s at 50/s) 5 % of slack is 50 ms of
+    jitter, and a real breach (two workers pacing alone: twice the rate) still fails by far."""
     times = sorted(post.at for post in api.posts)
-    window = 10
+    window = int(per_second)
     shortest = min(times[i + window] - times[i] for i in range(len(times) - window))
-    test.assertGreaterEqual(shortest, window / per_second - 0.02)
-    print(f"\n{len(times)} POSTs in {times[-1] - times[0]:.2f} s; 10 POSTs never in under {shortest:.3f} s")
+    test.assertGreaterEqual(shortest, 0.95 * window / per_second)
+    print(f"\n{len(times)} POSTs in {times[-1] - times[0]:.2f} s; {window} POSTs never in under {shortest:.3f} s")
