@@ -1,0 +1,151 @@
+"""The dashboard's numbers: a fixed few aggregate queries, each on an index of indexes.py, so
+the page costs the same at a thousand texts as at millions, and never a query per day.
+
+Days are TIME_ZONE's: a text at 23:30 local time counts on that day, whatever UTC says.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.db.models import Count, Min
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from conversations.broadcasts import Progress
+from conversations.indexes import FAILED, OPT_IN
+from conversations.models import Broadcast, Conversation, Message
+from conversations.refusals import TWILIO_ERRORS
+
+DAYS = 30  # The daily charts' span, today included.
+OUTCOME_DAYS = 7  # The outcomes' and failures' span, today included.
+# How the records name a Twilio error: "Twilio error 30003: ..." (status callbacks) and
+# "Twilio refused the text: ... (Twilio error 21610)" (refusals); refusals.twilio_error().
+ERROR_CODE = re.compile(r"Twilio error (\d+)")
+# Broadcasts not finished: the worker sends them, or staff paused them.
+LIVE_BROADCASTS = (Broadcast.Status.SCHEDULED, Broadcast.Status.SENDING, Broadcast.Status.PAUSED)
+BROADCASTS_SHOWN = 10
+
+
+@dataclass
+class Day:
+    day: date
+    inbound: int = 0
+    outbound: int = 0
+    failed: int = 0  # Outbound, failed or undelivered.
+    opt_outs: int = 0  # Inbound STOPs (Message.Outcome.OPTED_OUT).
+    opt_ins: int = 0  # Inbound START, UNSTOP, YES (texts.OPT_IN_WORDS).
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: int | None  # None: the record names no Twilio code (the worker gave up, say).
+    words: str
+    count: int
+
+
+@dataclass
+class Texts:
+    """The texts of the last DAYS per day, and the outbound ones of the last OUTCOME_DAYS."""
+
+    days: list[Day]
+    outcomes: dict[str, int] = field(default_factory=dict)  # By status, most first.
+    failures: list[Failure] = field(default_factory=list)  # By code, most first.
+    since: datetime = field(default_factory=timezone.now)  # The start of the outcomes' days.
+
+
+@dataclass(frozen=True)
+class Backlog:
+    waiting: int  # Texts the worker may send now and has not.
+    oldest: timedelta | None  # How long the oldest of them has been due.
+
+
+def period_start(now: datetime, days: int) -> datetime:
+    """The local midnight that starts the `days` days ending today (today included)."""
+    first = timezone.localdate(now) - timedelta(days=days - 1)
+    return timezone.make_aware(datetime.combine(first, time.min))
+
+
+def texts(now: datetime) -> Texts:
+    """Three queries: the texts per day by kind (the covering index), the opt-ins per day, and
+    the failures by error text (their partial indexes)."""
+    start, week = period_start(now, DAYS), period_start(now, OUTCOME_DAYS)
+    days = {start.date() + timedelta(days=n): Day(start.date() + timedelta(days=n)) for n in range(DAYS)}
+    outcomes: Counter[str] = Counter()
+    rows = _per_day(Message.objects.filter(created_at__gte=start), "direction", "status", "outcome")
+    for on, direction, status, outcome, n in rows:
+        day = days[on]
+        if direction == Message.Direction.INBOUND:
+            day.inbound += n
+            day.opt_outs += n if outcome == Message.Outcome.OPTED_OUT else 0
+            continue
+        day.outbound += n
+        day.failed += n if status in FAILED else 0
+        if on >= week.date():
+            outcomes[status] += n
+    opt_ins = Message.objects.filter(OPT_IN, direction=Message.Direction.INBOUND, created_at__gte=start)
+    for on, n in _per_day(opt_ins):
+        days[on].opt_ins += n
+    failed = Message.objects.filter(status__in=FAILED, created_at__gte=week)
+    failures = failures_by_code(failed.values_list("error").annotate(n=Count("*")).order_by())
+    return Texts(list(days.values()), dict(outcomes.most_common()), failures, week)
+
+
+def _per_day(messages: Any, *columns: str) -> Iterable[tuple[Any, ...]]:
+    """(local day, *columns, count) rows: one GROUP BY, read from an index that holds them all.
+    COUNT(*), not COUNT(id): the id is no column of the indexes."""
+    day = TruncDate("created_at", tzinfo=timezone.get_current_timezone())
+    return messages.annotate(day=day).values_list("day", *columns).annotate(n=Count("*")).order_by()
+
+
+def failures_by_code(rows: Iterable[tuple[str, int]]) -> list[Failure]:
+    """(error, count) rows summed by the Twilio code their text names, with Twilio's words."""
+    counts: Counter[int | None] = Counter()
+    words: dict[int | None, str] = defaultdict(str)
+    for error, n in rows:
+        found = ERROR_CODE.search(error)
+        code = int(found[1]) if found else None
+        counts[code] += n
+        if code is not None and not words[code]:
+            words[code] = TWILIO_ERRORS.get(code) or _words_in(error)
+    # Most first; of equal counts, by code, and the texts that name none last.
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0] is None, item[0] or 0))
+    return [
+        Failure(code, words[code] if code is not None else "No Twilio error code (see each text)", n)
+        for code, n in ordered
+    ]
+
+
+def _words_in(error: str) -> str:
+    """Twilio's words as the record keeps them, for a code TWILIO_ERRORS does not know."""
+    _, _, after = error.partition(": ")
+    return re.sub(r"\s*\(Twilio error \d+\)$", "", after).strip()
+
+
+def needing_reply(now: datetime) -> int:
+    """Conversations taken over by staff whose customer texted last (the paused ones' index)."""
+    return Conversation.objects.needs_reply(now).count()
+
+
+def live_broadcasts() -> list[tuple[Broadcast, Progress]]:
+    """Broadcasts not finished, oldest first, each with its progress: two queries for all."""
+    live = Broadcast.objects.filter(status__in=LIVE_BROADCASTS).order_by("created_at", "pk")
+    broadcasts = list(live[:BROADCASTS_SHOWN])
+    if not broadcasts:
+        return []
+    rows: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    counted = Message.objects.filter(broadcast__in=broadcasts).values("broadcast", "status")
+    for row in counted.annotate(**Progress.ROW).order_by():
+        rows[row["broadcast"]].append(row)
+    return [(broadcast, Progress.of_rows(rows[broadcast.pk])) for broadcast in broadcasts]
+
+
+def backlog(now: datetime) -> Backlog:
+    """The outbox's texts due and not sent (its partial index): how many, and the oldest's wait."""
+    due = Message.objects.ready(now).aggregate(n=Count("*"), since=Min(Coalesce("send_at", "created_at")))
+    return Backlog(due["n"], now - due["since"] if due["since"] else None)
