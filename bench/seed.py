@@ -77,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @dataclass(frozen=True)
 class Timing:
     seconds: list[float]
-    statements: int
+    statements: list[str]  # The SQL of the last request.
 
     @property
     def best(self) -> float:
@@ -196,7 +196,7 @@ def time_dashboard(requests: int) -> Timing:
     client = Client()
     client.force_login(User.objects.get(username="bench-admin"))
     seconds = []
-    statement_count = 0
+    statements: list[str] = []
     for _ in range(max(requests, 1)):
         with CaptureQueriesContext(connection) as captured:
             started = time.perf_counter()
@@ -204,8 +204,22 @@ def time_dashboard(requests: int) -> Timing:
             seconds.append(time.perf_counter() - started)
         if response.status_code != 200:
             raise RuntimeError(f"the dashboard answered {response.status_code}")
-        statement_count = len(captured.captured_queries)
-    return Timing(seconds, statement_count)
+        statements = [query["sql"] for query in captured.captured_queries]
+    return Timing(seconds, statements)
+
+
+def plans(statements: list[str]) -> list[str]:
+    """Each statement with the database's plan for it (EXPLAIN; EXPLAIN QUERY PLAN on SQLite)."""
+    from django.db import connection
+
+    explain = "EXPLAIN" if connection.vendor == "postgresql" else "EXPLAIN QUERY PLAN"
+    shown = []
+    with connection.cursor() as cursor:
+        for sql in statements:
+            cursor.execute(f"{explain} {sql}".replace("%", "%%"), [])
+            steps = [" ".join(str(column) for column in row) for row in cursor.fetchall()]
+            shown.append(sql + "\n    " + "\n    ".join(steps))
+    return shown
 
 
 def main(args: argparse.Namespace) -> int:
@@ -225,11 +239,13 @@ def main(args: argparse.Namespace) -> int:
         seed(args.seed_conversations, args.seed_messages)
         cli.step(f"seeded in {time.monotonic() - started:.0f} s")
     timing = time_dashboard(args.seed_requests)
+    if args.verbose:
+        print("\n\n".join(plans(timing.statements)))
     load = os.getloadavg()
     print(f"{db.description}: {_counts()}")
     print(
         f"{DASHBOARD}: best {timing.best * 1000:,.0f} ms, median {timing.median * 1000:,.0f} ms "
-        f"over {len(timing.seconds)} requests; {timing.statements} SQL statements per page"
+        f"over {len(timing.seconds)} requests; {len(timing.statements)} SQL statements per page"
     )
     print(f"each request, ms: {', '.join(f'{s * 1000:,.0f}' for s in timing.seconds)}")
     print(

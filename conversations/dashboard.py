@@ -18,8 +18,8 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from conversations.broadcasts import Progress
-from conversations.indexes import FAILED, OPT_IN
-from conversations.models import Broadcast, Conversation, Message
+from conversations.indexes import FAILED, FAILED_TERM, OPT_IN_TERMS, one_of
+from conversations.models import OUTBOX_WAITING, Broadcast, Conversation, Message
 from conversations.refusals import TWILIO_ERRORS
 
 DAYS = 30  # The daily charts' span, today included.
@@ -88,10 +88,10 @@ def texts(now: datetime) -> Texts:
         day.failed += n if status in FAILED else 0
         if on >= week.date():
             outcomes[status] += n
-    opt_ins = Message.objects.filter(OPT_IN, direction=Message.Direction.INBOUND, created_at__gte=start)
+    opt_ins = Message.objects.filter(*OPT_IN_TERMS, created_at__gte=start)
     for on, n in _per_day(opt_ins):
         days[on].opt_ins += n
-    failed = Message.objects.filter(status__in=FAILED, created_at__gte=week)
+    failed = Message.objects.filter(FAILED_TERM, created_at__gte=week)
     failures = failures_by_code(failed.values_list("error").annotate(n=Count("*")).order_by())
     return Texts(list(days.values()), dict(outcomes.most_common()), failures, week)
 
@@ -147,5 +147,7 @@ def live_broadcasts() -> list[tuple[Broadcast, Progress]]:
 
 def backlog(now: datetime) -> Backlog:
     """The outbox's texts due and not sent (its partial index): how many, and the oldest's wait."""
-    due = Message.objects.ready(now).aggregate(n=Count("*"), since=Min(Coalesce("send_at", "created_at")))
+    # The index's own term too, so that SQLite finds the index (indexes.Constant).
+    waiting = Message.objects.ready(now).filter(one_of("status", OUTBOX_WAITING))
+    due = waiting.aggregate(n=Count("*"), since=Min(Coalesce("send_at", "created_at")))
     return Backlog(due["n"], now - due["since"] if due["since"] else None)
