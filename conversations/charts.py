@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 400, 200
-LEFT, RIGHT, TOP, BOTTOM = 34, 6, 8, 20  # Room for the axes' labels.
+LEFT, RIGHT, TOP, BOTTOM = 40, 20, 8, 22  # Room for the axes' labels.
 STEPS = (1, 2, 5)  # The value axis' ticks go by 1, 2 or 5 x 10^n.
 MOST_TICKS = 4
 LABEL_EVERY = 7  # Days between two labels on the day axis (today always has one).
@@ -60,7 +60,7 @@ def day_chart(
         '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"/>'
         '<text class="tick" x="{}" y="{}" text-anchor="end">{}</text>',
         (
-            (LEFT, WIDTH - RIGHT, y(v), y(v), LEFT - 4, round(y(v) + 3.5, 1), f"{v:,}")
+            (LEFT, WIDTH - RIGHT, y(v), y(v), LEFT - 4, round(y(v) + 4.5, 1), f"{v:,}")
             for v in range(0, top + 1, step)
         ),
     )
