@@ -122,7 +122,7 @@ def statements(vendor: str, conversations: int, messages: int) -> list[tuple[str
             "undeliverable_reason) "
             f"SELECT '+1415' || (1000000 + i), '{RECIPIENT}', '+1415' || (1000000 + i), 1, 5, "
             f"{ago.format(span)}, {ago.format(f'i %% {span}')}, i %% 50 = 0, "
-            f"CASE WHEN i %% 2000 = 0 THEN {later} END, '' FROM ({series}) AS n",
+            f"CASE WHEN i %% 2000 = 1 THEN {later} END, '' FROM ({series}) AS n",
             [conversations],
         ),
         (
