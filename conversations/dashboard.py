@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, Min
+from django.db.models import Count, Min, QuerySet
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -72,13 +72,11 @@ def period_start(now: datetime, days: int) -> datetime:
 
 
 def texts(now: datetime) -> Texts:
-    """Three queries: the texts per day by kind (the covering index), the opt-ins per day, and
-    the failures by error text (their partial indexes)."""
+    """Three queries: the texts per day by kind, the opt-ins per day, the failures by error."""
     start, week = period_start(now, DAYS), period_start(now, OUTCOME_DAYS)
     days = {start.date() + timedelta(days=n): Day(start.date() + timedelta(days=n)) for n in range(DAYS)}
     outcomes: Counter[str] = Counter()
-    rows = _per_day(Message.objects.filter(created_at__gte=start), "direction", "status", "outcome")
-    for on, direction, status, outcome, n in rows:
+    for on, direction, status, outcome, n in texts_per_day(start):
         day = days[on]
         if direction == Message.Direction.INBOUND:
             day.inbound += n
@@ -88,17 +86,39 @@ def texts(now: datetime) -> Texts:
         day.failed += n if status in FAILED else 0
         if on >= week.date():
             outcomes[status] += n
-    opt_ins = Message.objects.filter(*OPT_IN_TERMS, created_at__gte=start)
-    for on, n in _per_day(opt_ins):
+    for on, n in opt_ins_per_day(start):
         days[on].opt_ins += n
-    failed = Message.objects.filter(FAILED_TERM, created_at__gte=week)
-    failures = failures_by_code(failed.values_list("error").annotate(n=Count("*")).order_by())
+    failures = failures_by_code(failures_by_error(week))
     return Texts(list(days.values()), dict(outcomes.most_common()), failures, week)
 
 
-def _per_day(messages: Any, *columns: str) -> Iterable[tuple[Any, ...]]:
-    """(local day, *columns, count) rows: one GROUP BY, read from an index that holds them all.
-    COUNT(*), not COUNT(id): the id is no column of the indexes."""
+# The queries, each on its index (indexes.py). COUNT(*), not COUNT(id): the id is in none of
+# them, and counting it would read every row.
+
+
+def texts_per_day(start: datetime) -> QuerySet[Message, tuple[Any, ...]]:
+    """(local day, direction, status, outcome, count): from the covering index alone."""
+    return _per_day(Message.objects.filter(created_at__gte=start), "direction", "status", "outcome")
+
+
+def opt_ins_per_day(start: datetime) -> QuerySet[Message, tuple[Any, ...]]:
+    """(local day, count) of the inbound opt-in keywords: their partial index."""
+    return _per_day(Message.objects.filter(*OPT_IN_TERMS, created_at__gte=start))
+
+
+def failures_by_error(since: datetime) -> QuerySet[Message, tuple[Any, ...]]:
+    """(error, count) of the failed and undelivered texts: their partial index."""
+    failed = Message.objects.filter(FAILED_TERM, created_at__gte=since)
+    return failed.values_list("error").annotate(n=Count("*")).order_by()
+
+
+def due(now: datetime) -> QuerySet[Message]:
+    """The outbox's texts due and not sent: its partial index. The index's own term is stated
+    too, so that SQLite finds the index (indexes.Constant)."""
+    return Message.objects.ready(now).filter(one_of("status", OUTBOX_WAITING))
+
+
+def _per_day(messages: QuerySet[Message], *columns: str) -> QuerySet[Message, tuple[Any, ...]]:
     day = TruncDate("created_at", tzinfo=timezone.get_current_timezone())
     return messages.annotate(day=day).values_list("day", *columns).annotate(n=Count("*")).order_by()
 
@@ -146,8 +166,6 @@ def live_broadcasts() -> list[tuple[Broadcast, Progress]]:
 
 
 def backlog(now: datetime) -> Backlog:
-    """The outbox's texts due and not sent (its partial index): how many, and the oldest's wait."""
-    # The index's own term too, so that SQLite finds the index (indexes.Constant).
-    waiting = Message.objects.ready(now).filter(one_of("status", OUTBOX_WAITING))
-    due = waiting.aggregate(n=Count("*"), since=Min(Coalesce("send_at", "created_at")))
-    return Backlog(due["n"], now - due["since"] if due["since"] else None)
+    """The outbox's texts due and not sent: how many, and how long the oldest has been due."""
+    counted = due(now).aggregate(n=Count("*"), since=Min(Coalesce("send_at", "created_at")))
+    return Backlog(counted["n"], now - counted["since"] if counted["since"] else None)

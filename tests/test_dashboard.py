@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import unittest
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.db import connection
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.test import TestCase, override_settings
 from django.utils import timezone
 
+from conversations import dashboard
 from conversations.dashboard import DAYS, Day
 from conversations.models import Broadcast, Conversation, Message
 from tests.factories import staff_with, superuser
@@ -213,6 +217,33 @@ class DashboardTestCase(TestCase):
         response = self.client.get("/admin/")
 
         self.assertContains(response, f'<a href="{URL}">Dashboard</a>')
+
+
+@unittest.skipUnless(connection.vendor == "sqlite", "PostgreSQL plans by table size: bench --seed --verbose")
+class DashboardPlansTestCase(TestCase):
+    """SQLite plans a statement before it knows its bound values: a partial index serves only a
+    query that states the index's terms with its constants. Each query must find its index."""
+
+    def plan(self, queryset: QuerySet) -> str:
+        sql, params = queryset.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            return " / ".join(row[-1] for row in cursor.fetchall())
+
+    def test_on_sqlite_each_query_reads_its_index_not_the_table(self) -> None:
+        now = timezone.now()
+        cases = {
+            "texts per day": (dashboard.texts_per_day(now), "COVERING INDEX message_created_at_kind"),
+            "opt-ins": (dashboard.opt_ins_per_day(now), "INDEX message_opt_ins"),
+            "failures": (dashboard.failures_by_error(now), "INDEX message_failures"),
+            "backlog": (dashboard.due(now), "INDEX message_outbox"),
+            "needing a reply": (Conversation.objects.needs_reply(now), "INDEX conversation_paused"),
+        }
+        for name, (queryset, index) in cases.items():
+            with self.subTest(name):
+                plan = self.plan(queryset)
+                self.assertIn(index, plan)
+                self.assertNotIn("SCAN conversations_", plan)
 
 
 @override_settings(TIME_ZONE=ZONE)
