@@ -1,5 +1,6 @@
-"""The dashboard's numbers: a fixed few aggregate queries, each on an index of indexes.py, so
-the page costs the same at a thousand texts as at millions, and never a query per day.
+"""The dashboard's numbers: a fixed few aggregate queries, each on an index of indexes.py,
+never a query per day. What they read grows with the texts of two days, not with the table:
+the days before yesterday are counted once and kept (daily_counts.py).
 
 Days are TIME_ZONE's: a text at 23:30 local time counts on that day, whatever UTC says.
 """
@@ -18,12 +19,16 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from conversations.broadcasts import Progress
+from conversations.daily_counts import COUNTED, DailyCount
 from conversations.indexes import FAILED, FAILED_TERM, OPT_IN_TERMS, one_of
 from conversations.models import OUTBOX_WAITING, Broadcast, Conversation, Message
 from conversations.refusals import TWILIO_ERRORS
 
 DAYS = 30  # The daily charts' span, today included.
 OUTCOME_DAYS = 7  # The outcomes' and failures' span, today included.
+# Days counted live on each view (yesterday and today): a status Twilio reports late still
+# changes them. The days before are counted once (DailyCount).
+LIVE_DAYS = 2
 # How the records name a Twilio error: "Twilio error 30003: ..." (status callbacks) and
 # "Twilio refused the text: ... (Twilio error 21610)" (refusals); refusals.twilio_error().
 ERROR_CODE = re.compile(r"Twilio error (\d+)")
@@ -72,11 +77,13 @@ def period_start(now: datetime, days: int) -> datetime:
 
 
 def texts(now: datetime) -> Texts:
-    """Three queries: the texts per day by kind, the opt-ins per day, the failures by error."""
+    """Four queries: the days before yesterday as counted once (DailyCount), yesterday's and
+    today's texts by kind, the opt-ins per day, the failures by error."""
     start, week = period_start(now, DAYS), period_start(now, OUTCOME_DAYS)
+    live = period_start(now, LIVE_DAYS)
     days = {start.date() + timedelta(days=n): Day(start.date() + timedelta(days=n)) for n in range(DAYS)}
     outcomes: Counter[str] = Counter()
-    for on, direction, status, outcome, n in texts_per_day(start):
+    for on, direction, status, outcome, n in [*counted_days(start, live), *texts_per_day(live)]:
         day = days[on]
         if direction == Message.Direction.INBOUND:
             day.inbound += n
@@ -92,13 +99,42 @@ def texts(now: datetime) -> Texts:
     return Texts(list(days.values()), dict(outcomes.most_common()), failures, week)
 
 
+Row = tuple[date, str, str, str, int]  # A local day, direction, status, outcome, and a count.
+
+
+def counted_days(start: datetime, until: datetime) -> list[Row]:
+    """The texts of the local days from `start` to `until` by kind, as DailyCount keeps them;
+    the days not counted yet are counted now, in one query, and kept."""
+    zone = timezone.get_current_timezone_name()
+    first, last = start.date(), until.date()
+    kept = DailyCount.objects.filter(time_zone=zone, day__gte=first, day__lt=last)
+    rows: list[Row] = list(kept.values_list("day", "direction", "status", "outcome", "n"))
+    counted = {row[0] for row in rows if row[1] == COUNTED}
+    missing = {first + timedelta(days=n) for n in range((last - first).days)} - counted
+    if missing:
+        since = timezone.make_aware(datetime.combine(min(missing), time.min))
+        new = [row for row in texts_per_day(since, until) if row[0] in missing]
+        markers = [(day, COUNTED, "", "", 0) for day in missing]
+        DailyCount.objects.bulk_create(
+            [
+                DailyCount(time_zone=zone, day=d, direction=w, status=s, outcome=o, n=n)
+                for d, w, s, o, n in new + markers
+            ],
+            ignore_conflicts=True,  # Another request counted them meanwhile: the same counts.
+        )
+        rows += new
+    return [row for row in rows if row[1] != COUNTED]
+
+
 # The queries, each on its index (indexes.py). COUNT(*), not COUNT(id): the id is in none of
 # them, and counting it would read every row.
 
 
-def texts_per_day(start: datetime) -> QuerySet[Message, tuple[Any, ...]]:
+def texts_per_day(start: datetime, until: datetime | None = None) -> QuerySet[Message, Row]:
     """(local day, direction, status, outcome, count): from the covering index alone."""
-    return _per_day(Message.objects.filter(created_at__gte=start), "direction", "status", "outcome")
+    texts = Message.objects.filter(created_at__gte=start)
+    texts = texts.filter(created_at__lt=until) if until is not None else texts
+    return _per_day(texts, "direction", "status", "outcome")
 
 
 def opt_ins_per_day(start: datetime) -> QuerySet[Message, tuple[Any, ...]]:

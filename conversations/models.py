@@ -11,6 +11,7 @@ from django.db.models import Exists, OuterRef, Q, Subquery, Value
 # validate_printable is also what migration 0004 names as conversations.models'.
 from conversations.broadcasts import Broadcast
 from conversations.callers import Caller
+from conversations.daily_counts import DailyCount  # noqa: F401
 from conversations.indexes import CONVERSATION_PAUSED, MESSAGE_INDEXES
 from conversations.names import search_key, validate_printable  # noqa: F401
 from conversations.outbox_rows import OUTBOX_WAITING, OutboxWake, SenderPace  # noqa: F401

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from conversations import dashboard
 from conversations.dashboard import DAYS, Day
-from conversations.models import Broadcast, Conversation, Message
+from conversations.models import Broadcast, Conversation, DailyCount, Message
 from tests.factories import staff_with, superuser
 from tests.twilio import RECIPIENT, SENDER
 
@@ -205,13 +205,27 @@ class DashboardTestCase(TestCase):
         for n in range(DAYS):
             self.text(IN, local(n, 12), 2, status="received", body="START")
             self.text(OUT, local(n, 13), 2, status="undelivered", error=UNREACHABLE, broadcast=broadcast)
-        self.page()  # Django's one-offs (content types, the session's first save) out of the count.
+        # The first view counts the days before yesterday and keeps them (DailyCount).
+        self.page()
 
-        # The session, its user, and the dashboard's 7: the texts per day, the opt-ins, the
-        # failures, the backlog, the conversations needing a reply, the live broadcasts and
-        # their progress.
-        with self.assertNumQueries(9):
+        # The session, its user, and the dashboard's 8: the days kept, yesterday's and today's
+        # texts, the opt-ins, the failures, the backlog, the conversations needing a reply,
+        # the live broadcasts and their progress.
+        with self.assertNumQueries(10):
             self.page()
+
+    def test_it_counts_a_day_before_yesterday_once_and_yesterday_and_today_on_each_view(self) -> None:
+        self.text(IN, local(3, 9), 2, status="received")
+        self.page()
+        self.text(IN, local(3, 10), 1, status="received")  # After it was counted: not seen.
+        self.text(IN, local(1, 23, 59), 1, status="received")
+        self.text(IN, local(0, 0, 0), 1, status="received")
+
+        days = self.days()
+
+        self.assertEqual([days[day(n)].inbound for n in (3, 1, 0)], [2, 1, 1])
+        self.assertEqual(DailyCount.objects.filter(day=day(3), direction="inbound").get().n, 2)
+        self.assertFalse(DailyCount.objects.filter(day__gte=day(1)).exists())
 
     def test_the_admin_index_links_to_it(self) -> None:
         response = self.client.get("/admin/")
