@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, Min, QuerySet
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Case, Count, DateField, Min, QuerySet, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from conversations.broadcasts import Progress
@@ -73,7 +73,12 @@ class Backlog:
 def period_start(now: datetime, days: int) -> datetime:
     """The local midnight that starts the `days` days ending today (today included)."""
     first = timezone.localdate(now) - timedelta(days=days - 1)
-    return timezone.make_aware(datetime.combine(first, time.min))
+    return midnight(first)
+
+
+def midnight(day: date) -> datetime:
+    """The start of a local day (TIME_ZONE)."""
+    return timezone.make_aware(datetime.combine(day, time.min))
 
 
 def texts(now: datetime) -> Texts:
@@ -112,7 +117,7 @@ def counted_days(start: datetime, until: datetime) -> list[Row]:
     counted = {row[0] for row in rows if row[1] == COUNTED}
     missing = {first + timedelta(days=n) for n in range((last - first).days)} - counted
     if missing:
-        since = timezone.make_aware(datetime.combine(min(missing), time.min))
+        since = midnight(min(missing))
         new = [row for row in texts_per_day(since, until) if row[0] in missing]
         markers = [(day, COUNTED, "", "", 0) for day in missing]
         DailyCount.objects.bulk_create(
@@ -134,12 +139,12 @@ def texts_per_day(start: datetime, until: datetime | None = None) -> QuerySet[Me
     """(local day, direction, status, outcome, count): from the covering index alone."""
     texts = Message.objects.filter(created_at__gte=start)
     texts = texts.filter(created_at__lt=until) if until is not None else texts
-    return _per_day(texts, "direction", "status", "outcome")
+    return _per_day(texts, start, until, "direction", "status", "outcome")
 
 
 def opt_ins_per_day(start: datetime) -> QuerySet[Message, tuple[Any, ...]]:
     """(local day, count) of the inbound opt-in keywords: their partial index."""
-    return _per_day(Message.objects.filter(*OPT_IN_TERMS, created_at__gte=start))
+    return _per_day(Message.objects.filter(*OPT_IN_TERMS, created_at__gte=start), start, None)
 
 
 def failures_by_error(since: datetime) -> QuerySet[Message, tuple[Any, ...]]:
@@ -154,9 +159,24 @@ def due(now: datetime) -> QuerySet[Message]:
     return Message.objects.ready(now).filter(one_of("status", OUTBOX_WAITING))
 
 
-def _per_day(messages: QuerySet[Message], *columns: str) -> QuerySet[Message, tuple[Any, ...]]:
-    day = TruncDate("created_at", tzinfo=timezone.get_current_timezone())
+def _per_day(
+    messages: QuerySet[Message], start: datetime, until: datetime | None, *columns: str
+) -> QuerySet[Message, tuple[Any, ...]]:
+    """(local day, *columns, count) of texts from `start` (a local midnight) to `until`."""
+    last = (until - timedelta(days=1)).date() if until is not None else timezone.localdate()
+    day = local_day(start.date(), last)
     return messages.annotate(day=day).values_list("day", *columns).annotate(n=Count("*")).order_by()
+
+
+def local_day(first: date, last: date) -> Case:
+    """The local day of created_at, for a text from first's midnight to last's end. The database
+    compares the time with each day's midnight, computed here (DST and all), rather than
+    convert each text's time to TIME_ZONE as TruncDate does, which SQLite does by calling
+    Python for each text: at 5M texts, the page took 0.78 s on SQLite with TruncDate and 0.2 s
+    with this (PostgreSQL: 0.10 s and 0.09 s; docs/benchmarks.md)."""
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    whens = [When(created_at__gte=midnight(day), then=Value(day)) for day in reversed(days[1:])]
+    return Case(*whens, default=Value(first), output_field=DateField())
 
 
 def failures_by_code(rows: Iterable[tuple[str, int]]) -> list[Failure]:
