@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
+from django.test import override_settings
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
@@ -48,6 +49,7 @@ def a_month_of_texts(conversation: Conversation) -> None:
         Message.objects.filter(pk__in=[m.pk for m in made]).update(created_at=at)
 
 
+@override_settings(SMS_SEND_RATE=1)  # A US long code's: the broadcast's time left is minutes.
 class DashboardBrowserTestCase(BrowserTestCase):
     def setUp(self) -> None:
         superuser("admin", password=PASSWORD)
