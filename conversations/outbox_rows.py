@@ -25,9 +25,11 @@ class SenderPace(models.Model):
 
 
 class OutboxWake(models.Model):
-    """One row: the time of the earliest tick known to be enqueued, so ticks are not piled up."""
+    """One row: the time of the earliest tick known to be enqueued, and when a helper tick was
+    enqueued that no worker has begun yet, so that ticks are not piled up."""
 
     wake_at = models.DateTimeField(null=True, blank=True)
+    helper_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"next tick at {self.wake_at}"

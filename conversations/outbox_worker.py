@@ -27,6 +27,7 @@ from functools import partial
 from django.conf import settings
 from django.db.models import F, Min, Q
 from django.utils import timezone
+from twilio.rest import Client
 
 from conversations.broadcast_control import broadcast_started, broadcasts_complete
 from conversations.models import Message
@@ -42,8 +43,8 @@ from conversations.refusals import (
     undeliverable_mark,
 )
 from conversations.segments import segments_of
-from conversations.tasks import outbox_help, outbox_wake
-from conversations.twilio_api import InDoubt, Refused, TryLater, text_post
+from conversations.tasks import outbox_help, outbox_successor, outbox_wake
+from conversations.twilio_api import InDoubt, Refused, TryLater, text_post, twilio_session
 
 logger = logging.getLogger(__name__)
 Status = Message.Status
@@ -64,25 +65,26 @@ def outbox_drain(seconds: float = TICK_SECONDS) -> int:
     until = time.monotonic() + seconds
     in_pair_transaction(_stale_mark)
     posted, helped = 0, False
-    while (left := until - time.monotonic()) > 0:
-        claimed = in_pair_transaction(_claim_next)
-        if claimed is None:
-            break
-        if isinstance(claimed, str):  # CANCELED
-            continue
-        if isinstance(claimed, float):
-            time.sleep(min(claimed, left))  # The sender's pace: its next slot is not free yet.
-            continue
-        message, slot = claimed
-        if slot.late and not helped:
-            helped = in_pair_transaction(_help_wanted)
-        time.sleep(max(slot.at - time.time(), 0))  # The slot reserved for it (pacing.py).
-        _send(message)
-        posted += 1
-    else:
-        # Out of time with texts to go: a successor of its own goes on at once, so that as
-        # many ticks send as did.
-        in_pair_transaction(outbox_help)
+    with twilio_session() as client:
+        while (left := until - time.monotonic()) > 0:
+            claimed = in_pair_transaction(_claim_next)
+            if claimed is None:
+                break
+            if isinstance(claimed, str):  # CANCELED
+                continue
+            if isinstance(claimed, float):
+                time.sleep(min(claimed, left))  # The sender's pace: its next slot is not free yet.
+                continue
+            message, slot = claimed
+            if slot.late and not helped:
+                helped = in_pair_transaction(_help_wanted)
+            time.sleep(max(slot.at - time.time(), 0))  # The slot reserved for it (pacing.py).
+            _send(client, message)
+            posted += 1
+        else:
+            # Out of time with texts to go: a successor of its own goes on at once, so that as
+            # many ticks send as did.
+            in_pair_transaction(outbox_successor)
     in_pair_transaction(broadcasts_complete)
     _wake_for_later()
     return posted
@@ -108,10 +110,7 @@ def _stale_mark() -> int:
 
 def _help_wanted() -> bool:
     """A helper tick when more texts wait than this one can send at the pace (tasks.py)."""
-    if not Message.objects.ready(timezone.now()).exists():
-        return False
-    outbox_help()
-    return True
+    return Message.objects.ready(timezone.now()).exists() and outbox_help()
 
 
 def _claim_next() -> tuple[Message, Slot] | float | str | None:
@@ -140,11 +139,12 @@ def _claim_next() -> tuple[Message, Slot] | float | str | None:
     return message, slot
 
 
-def _send(message: Message) -> None:
+def _send(client: Client | None, message: Message) -> None:
     conversation = message.conversation
     ours = "" if conversation.recipient == settings.TWILIO_MESSAGING_SERVICE_SID else conversation.recipient
     try:
         accepted = text_post(
+            client,
             our_number=ours,
             their_number=conversation.sender,
             body=message.body,

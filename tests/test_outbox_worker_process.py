@@ -142,4 +142,6 @@ def assert_rate_held(test: TransactionTestCase, api: TwilioApiServer, per_second
     window = int(per_second)
     shortest = min(times[i + window] - times[i] for i in range(len(times) - window))
     test.assertGreaterEqual(shortest, 0.95 * window / per_second)
-    print(f"\n{len(times)} POSTs in {times[-1] - times[0]:.2f} s; {window} POSTs never in under {shortest:.3f} s")
+    print(
+        f"\n{len(times)} POSTs in {times[-1] - times[0]:.2f} s; {window} POSTs never in under {shortest:.3f} s"
+    )
