@@ -153,3 +153,18 @@ class WrkScriptTests(TransactionTestCase):
         unanswered = Counter({pair: sent - result.ok[pair] for pair, sent in result.sent.items()})
         senders = {pair.index: pair.sender for pair in pairs}
         self.assertEqual(report.check_counts(senders, answered, unanswered, counts)[0], [])
+
+    def test_a_paced_run_sends_about_connections_over_the_pace_texts_a_second(self) -> None:
+        pairs = make_pairs(2)
+        with gunicorn(workers=1) as server, tempfile.TemporaryDirectory() as directory:
+            signer = Signer(TOKEN, server.replace("http://", "https://") + "/sms/")
+            cookies = {
+                pair.index: send_text(f"{server}/sms/", signer, pair, "sessionid")[1] for pair in pairs
+            }
+            file = Path(directory) / "requests.txt"
+            write_requests(file, "/sms/", signer, pairs, cookies, 5000)
+            result = load.run_wrk(shutil.which("wrk") or "", server, file, 1, 4, 2, wrap=False, pace_ms=200)
+        # 4 connections, each waiting 200 ms before each text: at most 20 texts/s, 40 in 2 s
+        # (a flat-out run answers hundreds here).
+        self.assertEqual(result.problems("webhook"), [])
+        self.assertTrue(0 < result.requests <= 44, result.requests)

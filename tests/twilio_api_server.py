@@ -62,6 +62,10 @@ class TwilioApiServer:
 def _handler(api: TwilioApiServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # The headers and the body go out as two writes: with Nagle's algorithm on, the body
+        # waits for the client's delayed ACK (40 ms on Linux) once a keep-alive connection has
+        # left quick-ACK mode, a stall that Twilio's API does not have.
+        disable_nagle_algorithm = True
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
