@@ -114,4 +114,6 @@ def check_outbox_settings(**kwargs: Any) -> list[Error]:
         problems.append("SMS_SEND_RATE, TWILIO_TIMEOUT and OUTBOX_POLL must be more than 0.")
     if settings.SEND_ATTEMPTS < 1:
         problems.append("SEND_ATTEMPTS must be at least 1.")
+    if not 0 <= settings.OUTBOX_WORKER_NICE <= 19:
+        problems.append("OUTBOX_WORKER_NICE must be between 0 and 19.")
     return [Error(problem, id="conversations.E005") for problem in problems]

@@ -207,6 +207,10 @@ SEND_ATTEMPTS = env.int("SEND_ATTEMPTS", default=5)
 # While texts wait, the worker looks again at least this often (seconds): for rows a killed
 # worker left behind, and a lost task.
 OUTBOX_POLL = env.float("OUTBOX_POLL", default=10.0)
+# The worker lowers its own CPU priority by this much (nice, 0-19) when it starts: on a host it
+# shares with the web server, a text coming in (Twilio waits 15 s for it) goes before one going
+# out (which waits for its pace anyway). 0 leaves it as started.
+OUTBOX_WORKER_NICE = env.int("OUTBOX_WORKER_NICE", default=10)
 # Where the worker's tasks queue: "db" (django-tasks-db, in DATABASE_URL; `manage.py db_worker`)
 # or "rq" (Redis at REDIS_URL, for workers on several hosts; `manage.py rqworker`).
 TASKS_BACKEND = env("TASKS_BACKEND", default="db")

@@ -106,6 +106,32 @@ class SmsBackendCheckTestCase(SimpleTestCase):
                 call_command("check")
 
 
+class OutboxSettingsCheckTestCase(SimpleTestCase):
+    """Each would stop the worker at its first text: manage.py refuses them at startup."""
+
+    def test_it_refuses_what_the_worker_cannot_run_with(self) -> None:
+        for setting, value, words in [
+            ("TASKS_BACKEND", "celery", "TASKS_BACKEND must be db or rq"),
+            ("SMS_SEND_RATE", 0, "must be more than 0"),
+            ("TWILIO_TIMEOUT", -1, "must be more than 0"),
+            ("OUTBOX_POLL", 0, "must be more than 0"),
+            ("SEND_ATTEMPTS", 0, "SEND_ATTEMPTS must be at least 1"),
+            ("OUTBOX_WORKER_NICE", 20, "OUTBOX_WORKER_NICE must be between 0 and 19"),
+            ("OUTBOX_WORKER_NICE", -5, "OUTBOX_WORKER_NICE must be between 0 and 19"),
+        ]:
+            with self.subTest(setting=setting, value=value), override_settings(**{setting: value}):
+                with self.assertRaisesMessage(SystemCheckError, words):
+                    call_command("check")
+
+    @override_settings(TASKS_BACKEND="rq", REDIS_URL="")
+    def test_it_refuses_rq_without_redis(self) -> None:
+        with self.assertRaisesMessage(SystemCheckError, "TASKS_BACKEND=rq needs REDIS_URL"):
+            call_command("check")
+
+    def test_it_passes_the_defaults(self) -> None:
+        call_command("check")
+
+
 class QuietHoursCheckTestCase(SimpleTestCase):
     def test_it_refuses_what_is_not_two_times(self) -> None:
         for value in ("9pm-8am", "21:00", "21:00-21:00"):
