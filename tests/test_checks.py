@@ -119,9 +119,12 @@ class OutboxSettingsCheckTestCase(SimpleTestCase):
             ("OUTBOX_WORKER_NICE", 20, "OUTBOX_WORKER_NICE must be between 0 and 19"),
             ("OUTBOX_WORKER_NICE", -5, "OUTBOX_WORKER_NICE must be between 0 and 19"),
         ]:
-            with self.subTest(setting=setting, value=value), override_settings(**{setting: value}):
-                with self.assertRaisesMessage(SystemCheckError, words):
-                    call_command("check")
+            with (
+                self.subTest(setting=setting, value=value),
+                override_settings(**{setting: value}),
+                self.assertRaisesMessage(SystemCheckError, words),
+            ):
+                call_command("check")
 
     @override_settings(TASKS_BACKEND="rq", REDIS_URL="")
     def test_it_refuses_rq_without_redis(self) -> None:
