@@ -127,16 +127,16 @@ def _claim_next() -> tuple[Message, Slot] | float | str | None:
     if message is None:
         return None
     our, their = message.conversation.recipient, message.conversation.sender
-    # The pace first: when the sender has no slot within reach, nothing else is worth asking.
+    through_service = bool(settings.TWILIO_MESSAGING_SERVICE_SID)
+    if why := sending_refusals([(our, their)], through_service=through_service).get((our, their)):
+        Message.objects.filter(pk=message.pk).update(status=Status.CANCELED, error=why[:200])
+        return CANCELED
+    # The pace last: on PostgreSQL its row stays locked until this transaction commits, and
+    # every worker sending for the sender waits for it.
     sender = settings.TWILIO_MESSAGING_SERVICE_SID or our
     slot = pace_reserve(sender, message.num_segments or segments_of(message.body).count)
     if not isinstance(slot, Slot):
         return slot
-    through_service = bool(settings.TWILIO_MESSAGING_SERVICE_SID)
-    if why := sending_refusals([(our, their)], through_service=through_service).get((our, their)):
-        # Its slot goes unused: a refusal found here (opted out since it was queued) is rare.
-        Message.objects.filter(pk=message.pk).update(status=Status.CANCELED, error=why[:200])
-        return CANCELED
     Message.objects.filter(pk=message.pk).update(
         status=Status.SENDING, attempts=F("attempts") + 1, claimed_at=now
     )
