@@ -251,11 +251,10 @@ METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # one file each, for /metrics to add up; gunicorn's master clears the files of processes gone
 # when it starts. prometheus_client reads the variable, not this setting, when it is first
 # imported (and takes even an empty one for a directory): so it is set here, before anything
-# imports it, and removed when empty.
-PROMETHEUS_MULTIPROC_DIR = env(
-    "PROMETHEUS_MULTIPROC_DIR", default=str(BASE_DIR / "var" / "metrics") if METRICS_ENABLED else ""
-)
+# imports it, and removed when empty. A relative path is from BASE_DIR, whatever the cwd.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="var/metrics" if METRICS_ENABLED else "")
 if PROMETHEUS_MULTIPROC_DIR:
+    PROMETHEUS_MULTIPROC_DIR = str(BASE_DIR / PROMETHEUS_MULTIPROC_DIR)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
 else:
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -27,6 +27,7 @@ from conversations.outbox import texts_enqueue
 from conversations.outbox_worker import outbox_drain
 from conversations.tasks import outbox_tick
 from tests.fake_twilio_api import FakeTwilioApi
+from tests.server import BASE_DIR
 from tests.twilio import RECIPIENT, SENDER, TwilioTestCase, sign
 
 METRICS_TOKEN = "metrics-token-for-the-tests-0123456789abcdef"
@@ -224,3 +225,31 @@ class MultiprocessDirTestCase(SimpleTestCase):
                 multiprocess_dir_prepare()
 
             self.assertIs(path.is_dir(), True)
+
+
+class MultiprocessDirSettingTestCase(SimpleTestCase):
+    """prometheus_client reads the variable when first imported, so the settings set it."""
+
+    def variable(self, **env: str) -> str:
+        code = "import os, smsproject.settings; print(os.environ.get('PROMETHEUS_MULTIPROC_DIR', '-'))"
+        clean = {
+            name: value for name, value in os.environ.items() if not name.startswith(("METRICS_", "PROM"))
+        }
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=BASE_DIR,
+            env={**clean, "ENV_FILE": "", **env},
+            capture_output=True,
+        )
+        return result.stdout.decode().strip()
+
+    def test_it_is_var_metrics_under_the_project_when_metrics_are_on(self) -> None:
+        self.assertEqual(self.variable(METRICS_ENABLED="True"), str(BASE_DIR / "var" / "metrics"))
+        self.assertEqual(
+            self.variable(METRICS_ENABLED="True", PROMETHEUS_MULTIPROC_DIR="run/m"), str(BASE_DIR / "run/m")
+        )
+
+    def test_it_is_unset_when_off_or_empty(self) -> None:
+        # An empty one would put prometheus_client in multiprocess mode, writing to the cwd.
+        self.assertEqual(self.variable(), "-")
+        self.assertEqual(self.variable(METRICS_ENABLED="True", PROMETHEUS_MULTIPROC_DIR=""), "-")

@@ -53,6 +53,12 @@ class DeployCheckTestCase(SimpleTestCase):
         self.assertIn("conversations.E002", result.stderr)
         self.assertIn("SECRET_KEY is a placeholder, but DEBUG is off.", result.stderr)
 
+    def test_it_refuses_to_start_gunicorn_with_metrics_and_no_token(self) -> None:
+        result = start_gunicorn(METRICS_ENABLED="True", METRICS_TOKEN="", BIND="127.0.0.1:0")
+
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("conversations.E021", result.stderr)
+
 
 class GunicornConfigTestCase(SimpleTestCase):
     def config(self, **env: str) -> dict[str, object]:
