@@ -57,6 +57,7 @@ class MetricsLiveTestCase(TransactionTestCase):
             refused = requests.get(f"{server}/metrics", timeout=5)
 
         inbound = Counter(Message.objects.filter(direction="inbound").values_list("outcome", flat=True))
+        print(f"\ntexts answered per gunicorn worker: {by_pid}; rows: {dict(inbound)}")
         for outcome in ("counted", "opted_out", "help", "blocked", "paused", "ignored_opted_out"):
             self.assertEqual(value(samples, "sms_texts_received_total", outcome=outcome), inbound[outcome])
         self.assertEqual(value(samples, "sms_texts_received_total", outcome="repeat"), 1)
