@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from unittest import mock
 
+from django.db import connection
 from django.test import SimpleTestCase, override_settings
 from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -186,6 +187,23 @@ class MetricsTestCase(TwilioTestCase):
 
         self.assertEqual(value(samples, "sms_outbox_pending"), 0)
         self.assertEqual(value(samples, "sms_outbox_oldest_pending_age_seconds"), 0)
+
+    def test_it_still_answers_without_the_backlog_when_the_database_cannot_say(self) -> None:
+        with connection.cursor() as cursor:  # A migration half-applied: the table is not there.
+            cursor.execute("ALTER TABLE conversations_message RENAME TO conversations_message_moved")
+
+        with self.assertLogs("conversations.metrics", "WARNING"):
+            samples = self.scrape()
+
+        self.assertNotIn(("sms_outbox_pending", frozenset()), samples)
+        self.assertIn(("sms_texts_received_total", frozenset({("outcome", "counted")})), samples)
+
+    def test_it_times_each_wait_for_a_pair_s_lock(self) -> None:
+        before = self.scrape()
+        self.twilio.text("Hello")
+
+        after = self.scrape()
+        self.assertEqual(self.moved(before, after, "sms_lock_wait_seconds_count"), 1)
 
     def test_it_puts_no_number_body_or_sid_in_the_scrape(self) -> None:
         number, body, sid = "+14155550199", "Quokka zanzibar 7731", "SM" + "9d" * 16
