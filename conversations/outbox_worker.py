@@ -30,6 +30,7 @@ from django.utils import timezone
 from twilio.rest import Client
 
 from conversations.broadcast_control import broadcast_started, broadcasts_complete
+from conversations.metrics import text_sent, worker_beat
 from conversations.models import Message
 from conversations.pacing import PACE_AHEAD, Slot, pace_reserve
 from conversations.pairs import in_pair_transaction, outbound_accepted
@@ -58,12 +59,14 @@ RETRY_FIRST, RETRY_MOST = 1.0, 300.0
 # margin more, the worker that claimed it is gone.
 STALE_MARGIN = 10.0
 CANCELED = "canceled"
+RETRY = "retry"  # Twilio did not process it: tried again after a backoff (sms_texts_sent_total).
 
 
 def outbox_drain(seconds: float = TICK_SECONDS) -> int:
     """Send the texts that may go now, for `seconds` at most; return how many were POSTed."""
     until = time.monotonic() + seconds
-    in_pair_transaction(_stale_mark)
+    if stale := in_pair_transaction(_stale_mark):
+        text_sent(Status.UNKNOWN, count=stale)
     posted, helped = 0, False
     with twilio_session() as client:
         while (left := until - time.monotonic()) > 0:
@@ -71,6 +74,7 @@ def outbox_drain(seconds: float = TICK_SECONDS) -> int:
             if claimed is None:
                 break
             if isinstance(claimed, str):  # CANCELED
+                text_sent(CANCELED)
                 continue
             if isinstance(claimed, float):
                 # The sender's slots are taken as far ahead as may be (PACE_AHEAD): the other
@@ -85,6 +89,7 @@ def outbox_drain(seconds: float = TICK_SECONDS) -> int:
                 helped = in_pair_transaction(_help_wanted)
             time.sleep(max(slot.at - time.time(), 0))  # The slot reserved for it (pacing.py).
             _send(client, message)
+            worker_beat()  # A tick that sends for long still beats.
             posted += 1
         else:
             # Out of time with texts to go: a successor of its own goes on at once, so that as
@@ -158,14 +163,17 @@ def _send(client: Client | None, message: Message) -> None:
             status_callback=status_callback_url(message),
         )
     except TryLater as failure:
-        in_pair_transaction(partial(_retry_or_fail, message, str(failure)))
+        text_sent(in_pair_transaction(partial(_retry_or_fail, message, str(failure))), failure.code)
     except InDoubt as failure:
         logger.warning("send id=%s to=%s in doubt: %s", message.pk, mask(conversation.sender), failure)
         in_pair_transaction(partial(_finish, message, Status.UNKNOWN, str(failure)))
+        text_sent(Status.UNKNOWN)
     except Refused as refusal:
         in_pair_transaction(partial(_refused, message, refusal))
+        text_sent(Status.FAILED, refusal.code)
     else:
         outbound_accepted(message, sid=accepted.sid, status=accepted.status, our_number=accepted.our_number)
+        text_sent(accepted.status)
 
 
 def _finish(message: Message, status: str, error: str) -> None:
@@ -174,15 +182,17 @@ def _finish(message: Message, status: str, error: str) -> None:
     Message.objects.filter(claimed, pk=message.pk).update(status=status, error=error[:200])
 
 
-def _retry_or_fail(message: Message, error: str) -> None:
+def _retry_or_fail(message: Message, error: str) -> str:
+    """ "retry" when the text is to be tried again, else "failed"."""
     if message.attempts >= settings.SEND_ATTEMPTS:
         _finish(message, Status.FAILED, f"{error} (gave up after {message.attempts} attempts)")
-        return
+        return Status.FAILED
     backoff = min(RETRY_FIRST * 2 ** (message.attempts - 1), RETRY_MOST) * random.uniform(0.5, 1.5)
     claimed = Q(status__in=(Status.SENDING, Status.UNKNOWN), sid__isnull=True)
     Message.objects.filter(claimed, pk=message.pk).update(
         status=Status.PENDING, error=error[:200], send_at=timezone.now() + timedelta(seconds=backoff)
     )
+    return RETRY
 
 
 def _refused(message: Message, refusal: Refused) -> None:

@@ -32,6 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_tasks import task
 
+from conversations.metrics import outbox_ticked
 from conversations.models import Message, OutboxWake
 from conversations.pairs import in_pair_transaction
 
@@ -48,6 +49,7 @@ def outbox_tick(helper: bool = False) -> int:
     """Send every text that may go now (for a while at most); return how many were tried."""
     from conversations.outbox_worker import outbox_drain  # The worker's side only.
 
+    outbox_ticked()
     in_pair_transaction(partial(_tick_begin, helper))
     return outbox_drain()
 

@@ -53,6 +53,10 @@ class Refused(Exception):
 class TryLater(Exception):
     """Twilio did not process the request (or never got it): safe to send again later."""
 
+    def __init__(self, reason: str, code: int | None = None) -> None:
+        super().__init__(reason)
+        self.code = code  # Twilio's error code (20429), when it answered.
+
 
 class InDoubt(Exception):
     """The request may have reached Twilio: sending it again could text the customer twice."""
@@ -119,7 +123,7 @@ def _sorted(failure: TwilioRestException) -> Exception:
     words = failure.msg.removeprefix("Unable to create record: ")  # The library's own prefix.
     reason = f"Twilio refused the text: {words}{f' (Twilio error {code})' if code else ''}"[:200]
     if failure.status == 429 or code == TOO_MANY_REQUESTS:
-        return TryLater(reason)
+        return TryLater(reason, code)
     if failure.status >= 500:
         return InDoubt(f"Twilio answered {failure.status}: it may have the text. {words}"[:200])
     return Refused(reason, code=code, words=words)

@@ -8,5 +8,6 @@ urlpatterns = [
     path("sms", views.sms),
     path("sms/status/", views.sms_status, name="sms_status"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics, name="metrics"),
     path("simulator/", simulator.simulator, name="simulator"),
 ]

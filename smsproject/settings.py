@@ -242,6 +242,23 @@ CALLER_IMPORT_MAX_BYTES = env.int("CALLER_IMPORT_MAX_BYTES", default=2 * 1024 * 
 # Seconds the bot stays quiet in a conversation after staff text in it (0: it never pauses).
 HANDOFF_PAUSE = env.int("HANDOFF_PAUSE", default=1800)
 
+# Metrics for Prometheus at /metrics (conversations/metrics.py): off unless switched on, and
+# then only for a scraper that sends `Authorization: Bearer METRICS_TOKEN` (conversations.E021
+# refuses an empty or short token).
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=False)
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# Where every process (gunicorn's workers, the outbox's worker, runserver) keeps its counts,
+# one file each, for /metrics to add up; gunicorn's master clears the files of processes gone
+# when it starts. prometheus_client reads the variable, not this setting, when it is first
+# imported (and takes even an empty one for a directory): so it is set here, before anything
+# imports it, and removed when empty. A relative path is from BASE_DIR, whatever the cwd.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="var/metrics" if METRICS_ENABLED else "")
+if PROMETHEUS_MULTIPROC_DIR:
+    PROMETHEUS_MULTIPROC_DIR = str(BASE_DIR / PROMETHEUS_MULTIPROC_DIR)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+else:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
 # Logging: everything to stderr (one line per webhook at INFO, tracebacks of unhandled
 # errors), plain or JSON (LOG_FORMAT=json); see conversations/logs.py, whose configure()
 # refuses any other LOG_FORMAT or LOG_LEVEL with a clear message before dictConfig runs.
