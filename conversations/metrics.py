@@ -29,7 +29,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from conversations.models import Message
-from conversations.outbox_rows import OUTBOX_WAITING
 
 logger = logging.getLogger(__name__)
 
@@ -169,18 +168,10 @@ def _error_code(code: int | None) -> str:
     return str(code) if code is not None and 10000 <= code <= 99999 else ""
 
 
-# The outbox's partial index's condition, with the values written out: SQLite uses a partial
-# index only for a query whose WHERE has its very terms, and a bound parameter is not the same
-# term as a literal (with status__in, SQLite reads every message; PostgreSQL does not mind).
-IN_OUTBOX_INDEX = '"{table}"."status" IN ({statuses})'.format(
-    table=Message._meta.db_table, statuses=", ".join(f"'{status}'" for status in OUTBOX_WAITING)
-)
-
-
 def outbox_backlog(now: datetime) -> tuple[int, datetime | None]:
     """How many texts may go now and wait for the worker, and since when the oldest has: one
     query, on the outbox's partial index."""
-    waiting = Message.objects.extra(where=[IN_OUTBOX_INDEX]).ready(now)
+    waiting = Message.objects.ready(now)
     row = waiting.aggregate(pending=Count("pk"), oldest=Min(Coalesce("send_at", "created_at")))
     return row["pending"], row["oldest"]
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 from unittest import mock
 
 from django.conf import settings
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 from twilio.http.http_client import TwilioHttpClient
@@ -195,6 +196,21 @@ class OutboxWorkerTestCase(TwilioTestCase):
         later.refresh_from_db()
         self.assertEqual(later.status, "scheduled")
         self.assertEqual(self.api.requests, [])
+
+
+class OutboxIndexTestCase(TwilioTestCase):
+    def test_the_worker_finds_the_texts_to_send_on_the_outbox_index_not_every_message(self) -> None:
+        claim = (
+            Message.objects.ready(timezone.now()).select_related("conversation").order_by("-priority", "pk")
+        )
+
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # The table is small enough to scan: forbid it, to see whether the index can serve.
+                cursor.execute("SET LOCAL enable_seqscan = off")
+            plan = claim.explain()
+
+        self.assertIn("message_outbox", plan)
 
 
 class OutboxWakeTestCase(TwilioTestCase):
