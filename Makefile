@@ -15,6 +15,8 @@ PORT ?= 8000
 # Ctrl-C stops both.
 run: $(VENV)/.runtime .env
 	$(BIN)/python manage.py migrate --no-input
+	@# With METRICS_ENABLED, /metrics counts from this run on (the default PROMETHEUS_MULTIPROC_DIR).
+	rm -rf var/metrics
 	@trap 'kill 0' INT TERM EXIT; \
 	$(BIN)/python manage.py outbox_worker --reload & \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)

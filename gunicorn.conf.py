@@ -3,6 +3,7 @@
 import multiprocessing
 import os
 from pathlib import Path
+from typing import Any
 
 import environ
 
@@ -64,3 +65,16 @@ def on_starting(server: object) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smsproject.settings")
     django.setup()
     call_command("check")
+    # Before any worker counts: the directory made, an earlier run's files gone (metrics.py).
+    from conversations.metrics import multiprocess_dir_prepare
+
+    multiprocess_dir_prepare()
+
+
+def child_exit(server: object, worker: Any) -> None:
+    """A worker gone: prometheus_client's bookkeeping for it (its live gauges go; its counts
+    stay, so that totals never drop while the server runs)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # Set by the settings when METRICS_ENABLED.
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

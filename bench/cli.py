@@ -122,8 +122,11 @@ class Bench:
             app.cookies[pair.index] = cookie
             self.answered[pair.index] += app.once
 
-    def run(self, app: App, label: str, seconds: int, per_second: float) -> tuple[WrkResult, float]:
-        """wrk for `seconds`; the result, and the servers' CPU ms per request."""
+    def run(
+        self, app: App, label: str, seconds: int, per_second: float, pace_ms: int = 0
+    ) -> tuple[WrkResult, float]:
+        """wrk for `seconds` (each connection pausing `pace_ms` between requests when given);
+        the result, and the servers' CPU ms per request."""
         lines = (
             math.ceil(per_second * seconds) + 1000 if app.once else REUSED_LINES_PER_PAIR * len(self.pairs)
         )
@@ -132,7 +135,9 @@ class Bench:
         step(f"{label}: {seconds} s")
         meter = Meter(self.servers, self.postgres_name)
         a = self.args
-        result = run_wrk(self.wrk, app.server, file, a.threads, a.connections, seconds, wrap=not app.once)
+        result = run_wrk(
+            self.wrk, app.server, file, a.threads, a.connections, seconds, wrap=not app.once, pace_ms=pace_ms
+        )
         meter.stop()
         result.others = meter.others()
         self.problems += result.problems(label)
@@ -141,10 +146,10 @@ class Bench:
             self.unanswered.update({pair: sent - result.ok[pair] for pair, sent in result.sent.items()})
         return result, meter.server_seconds() * 1000 / max(result.requests, 1)
 
-    def measure(self, app: App, per_second: float = 0.0) -> report.Row:
+    def measure(self, app: App, per_second: float = 0.0, pace_ms: int = 0) -> report.Row:
         """A warm-up run (discarded), then the measured one."""
-        self.run(app, f"{app.label} warm-up", WARMUP_SECONDS, per_second)
-        result, cpu_ms = self.run(app, f"{app.label} measured", self.args.seconds, per_second)
+        self.run(app, f"{app.label} warm-up", WARMUP_SECONDS, per_second, pace_ms)
+        result, cpu_ms = self.run(app, f"{app.label} measured", self.args.seconds, per_second, pace_ms)
         step(
             f"{app.label}: {result.rate:,.0f} requests/s, p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -52,14 +53,24 @@ class WrkResult:
 
 
 def run_wrk(
-    wrk: str, base_url: str, file: Path, threads: int, connections: int, seconds: int, *, wrap: bool
+    wrk: str,
+    base_url: str,
+    file: Path,
+    threads: int,
+    connections: int,
+    seconds: int,
+    *,
+    wrap: bool,
+    pace_ms: int = 0,
 ) -> WrkResult:
-    """wrk -tTHREADS -cCONNECTIONS for `seconds`, sending the lines of `file` (reused if `wrap`)."""
+    """wrk -tTHREADS -cCONNECTIONS for `seconds`, sending the lines of `file` (reused if `wrap`);
+    each connection waiting `pace_ms` before each request when given (wrk.lua)."""
     command = [
         *(wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", f"--timeout={TIMEOUT}", f"-s{SCRIPT}"),
         *(base_url, "--", str(file), str(threads), "wrap" if wrap else "once"),
     ]
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    env = {**os.environ, "WRK_PACE_MS": str(pace_ms)}
+    completed = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if completed.returncode != 0 or "BENCH requests" not in completed.stdout:
         raise RuntimeError(f"wrk failed ({completed.returncode}):\n{completed.stdout}\n{completed.stderr}")
     return parse(completed.stdout)

@@ -4,6 +4,16 @@
 -- webhook: a line is sent at most once, as a repeated MessageSid is a retry; a thread that runs
 -- out stops and says so) or "wrap" (lines reused). done() prints what bench/load.py parses.
 
+-- WRK_PACE_MS (environment): each connection waits that long before its next request, so the
+-- load is about connections / (pace + latency) requests/s instead of as many as the server can
+-- answer. Read at load time: wrk looks for a delay() function before any thread's init().
+local pace = tonumber(os.getenv("WRK_PACE_MS") or "0")
+if pace > 0 then
+   function delay()
+      return pace
+   end
+end
+
 local threads = {}
 
 function setup(thread)

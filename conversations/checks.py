@@ -1,3 +1,5 @@
+import os
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -114,4 +116,44 @@ def check_outbox_settings(**kwargs: Any) -> list[Error]:
         problems.append("SMS_SEND_RATE, TWILIO_TIMEOUT and OUTBOX_POLL must be more than 0.")
     if settings.SEND_ATTEMPTS < 1:
         problems.append("SEND_ATTEMPTS must be at least 1.")
+    if not 0 <= settings.OUTBOX_WORKER_NICE <= 19:
+        problems.append("OUTBOX_WORKER_NICE must be between 0 and 19.")
     return [Error(problem, id="conversations.E005") for problem in problems]
+
+
+# As long as secrets.token_urlsafe(24) makes: a scraper's token is typed into no form.
+METRICS_TOKEN_MIN_LENGTH = 32
+
+
+@register()
+def check_metrics(**kwargs: Any) -> list[Error]:
+    # /metrics must not answer anyone without the token, nor show one worker's counts as the
+    # whole server's: refuse to start instead.
+    if not settings.METRICS_ENABLED:
+        return []
+    problems = []
+    if len(settings.METRICS_TOKEN) < METRICS_TOKEN_MIN_LENGTH:
+        problems.append(
+            f"METRICS_ENABLED needs a METRICS_TOKEN of at least {METRICS_TOKEN_MIN_LENGTH} characters, "
+            'e.g. `python -c "import secrets; print(secrets.token_urlsafe(32))"`.'
+        )
+    directory = settings.PROMETHEUS_MULTIPROC_DIR
+    if not directory:
+        problems.append(
+            "METRICS_ENABLED needs PROMETHEUS_MULTIPROC_DIR (default var/metrics): without it, each "
+            "process would show only its own counts."
+        )
+    elif not _writable_directory(Path(directory)):
+        problems.append(
+            f"PROMETHEUS_MULTIPROC_DIR ({directory}) is not a directory this process can write to."
+        )
+    return [Error(problem, id="conversations.E021") for problem in problems]
+
+
+def _writable_directory(path: Path) -> bool:
+    """Whether the directory is writable, or could be made (metrics.py makes it when missing)."""
+    while not path.exists():
+        if path.parent == path:
+            return False
+        path = path.parent
+    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)

@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from conversations.broadcasts import Progress
 from conversations.daily_counts import COUNTED, DailyCount
-from conversations.indexes import FAILED, FAILED_TERM, OPT_IN_TERMS, one_of
-from conversations.models import OUTBOX_WAITING, Broadcast, Conversation, Message
+from conversations.indexes import FAILED, FAILED_TERM, OPT_IN_TERMS
+from conversations.models import Broadcast, Conversation, Message
 from conversations.refusals import TWILIO_ERRORS
 
 DAYS = 30  # The daily charts' span, today included.
@@ -154,9 +154,8 @@ def failures_by_error(since: datetime) -> QuerySet[Message, tuple[Any, ...]]:
 
 
 def due(now: datetime) -> QuerySet[Message]:
-    """The outbox's texts due and not sent: its partial index. The index's own term is stated
-    too, so that SQLite finds the index (indexes.Constant)."""
-    return Message.objects.ready(now).filter(one_of("status", OUTBOX_WAITING))
+    """The outbox's texts due and not sent: its partial index (ready() states its terms)."""
+    return Message.objects.ready(now)
 
 
 def _per_day(

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from conversations.metrics import lock_waited
+
 # Waits are tightened only when less than this is left of the connection's own timeout: a
 # fresh text runs no extra statement.
 SLACK = 0.05
@@ -93,14 +95,18 @@ def writer_lock(using: str = "default", deadline: float | None = None) -> Iterat
         yield HeldLock(None)
         return
     lock = _process_lock(f"{connection.settings_dict['NAME']}.lock")
+    started = time.perf_counter()
     wait = -1.0 if deadline is None else max(deadline - time.monotonic(), 0.0)
-    if not lock.threads.acquire(timeout=wait):
-        raise DeadlinePassed("the database's writer lock was held past the deadline")
     try:
-        _flock(lock.file.fileno(), deadline)
-    except BaseException:
-        lock.threads.release()
-        raise
+        if not lock.threads.acquire(timeout=wait):
+            raise DeadlinePassed("the database's writer lock was held past the deadline")
+        try:
+            _flock(lock.file.fileno(), deadline)
+        except BaseException:
+            lock.threads.release()
+            raise
+    finally:
+        lock_waited(time.perf_counter() - started)  # Waits that ran out included.
     held = HeldLock(lock)
     try:
         yield held

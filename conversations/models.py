@@ -14,7 +14,7 @@ from conversations.callers import Caller
 from conversations.daily_counts import DailyCount  # noqa: F401
 from conversations.indexes import CONVERSATION_PAUSED, MESSAGE_INDEXES
 from conversations.names import search_key, validate_printable  # noqa: F401
-from conversations.outbox_rows import OUTBOX_WAITING, OutboxWake, SenderPace  # noqa: F401
+from conversations.outbox_rows import OUTBOX_WAITING, OutboxWake, SenderPace, in_outbox_index  # noqa: F401
 from conversations.phone import number_of, number_search
 
 
@@ -155,7 +155,8 @@ class MessageQuerySet(models.QuerySet):
         """Texts the worker may send now: pending or scheduled, their time has come, and not of a
         paused or canceled broadcast."""
         running = Q(broadcast__isnull=True) | Q(broadcast__status__in=Broadcast.RUNNING)
-        return self.filter(Q(send_at__isnull=True) | Q(send_at__lte=now), running, status__in=Message.READY)
+        due = Q(send_at__isnull=True) | Q(send_at__lte=now)
+        return self.filter(in_outbox_index(self.model._meta.db_table), due, running, status__in=Message.READY)
 
     def from_twilio(self, sender: str) -> MessageQuerySet:
         """Texts Twilio delivered from this sender's number, by SMS or WhatsApp: a real customer's."""

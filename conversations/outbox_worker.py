@@ -27,10 +27,12 @@ from functools import partial
 from django.conf import settings
 from django.db.models import F, Min, Q
 from django.utils import timezone
+from twilio.rest import Client
 
 from conversations.broadcast_control import broadcast_started, broadcasts_complete
+from conversations.metrics import text_sent, worker_beat
 from conversations.models import Message
-from conversations.pacing import Slot, pace_reserve
+from conversations.pacing import PACE_AHEAD, Slot, pace_reserve
 from conversations.pairs import in_pair_transaction, outbound_accepted
 from conversations.phone import mask
 from conversations.refusals import (
@@ -42,8 +44,8 @@ from conversations.refusals import (
     undeliverable_mark,
 )
 from conversations.segments import segments_of
-from conversations.tasks import outbox_help, outbox_wake
-from conversations.twilio_api import InDoubt, Refused, TryLater, text_post
+from conversations.tasks import outbox_help, outbox_successor, outbox_wake
+from conversations.twilio_api import InDoubt, Refused, TryLater, text_post, twilio_session
 
 logger = logging.getLogger(__name__)
 Status = Message.Status
@@ -57,32 +59,42 @@ RETRY_FIRST, RETRY_MOST = 1.0, 300.0
 # margin more, the worker that claimed it is gone.
 STALE_MARGIN = 10.0
 CANCELED = "canceled"
+RETRY = "retry"  # Twilio did not process it: tried again after a backoff (sms_texts_sent_total).
 
 
 def outbox_drain(seconds: float = TICK_SECONDS) -> int:
     """Send the texts that may go now, for `seconds` at most; return how many were POSTed."""
     until = time.monotonic() + seconds
-    in_pair_transaction(_stale_mark)
+    if stale := in_pair_transaction(_stale_mark):
+        text_sent(Status.UNKNOWN, count=stale)
     posted, helped = 0, False
-    while (left := until - time.monotonic()) > 0:
-        claimed = in_pair_transaction(_claim_next)
-        if claimed is None:
-            break
-        if isinstance(claimed, str):  # CANCELED
-            continue
-        if isinstance(claimed, float):
-            time.sleep(min(claimed, left))  # The sender's pace: its next slot is not free yet.
-            continue
-        message, slot = claimed
-        if slot.late and not helped:
-            helped = in_pair_transaction(_help_wanted)
-        time.sleep(max(slot.at - time.time(), 0))  # The slot reserved for it (pacing.py).
-        _send(message)
-        posted += 1
-    else:
-        # Out of time with texts to go: a successor of its own goes on at once, so that as
-        # many ticks send as did.
-        in_pair_transaction(outbox_help)
+    with twilio_session() as client:
+        while (left := until - time.monotonic()) > 0:
+            claimed = in_pair_transaction(_claim_next)
+            if claimed is None:
+                break
+            if isinstance(claimed, str):  # CANCELED
+                text_sent(CANCELED)
+                continue
+            if isinstance(claimed, float):
+                # The sender's slots are taken as far ahead as may be (PACE_AHEAD): the other
+                # ticks keep up. Waking just as the next one comes within reach would have every
+                # idle tick try for each slot, a claim in the writer lock each, 50 times a second
+                # at 50/s; a random part of PACE_AHEAD more spreads them out, and the slots
+                # already taken keep the pace meanwhile.
+                time.sleep(min(claimed + random.uniform(0, PACE_AHEAD / 2), left))
+                continue
+            message, slot = claimed
+            if slot.late and not helped:
+                helped = in_pair_transaction(_help_wanted)
+            time.sleep(max(slot.at - time.time(), 0))  # The slot reserved for it (pacing.py).
+            _send(client, message)
+            worker_beat()  # A tick that sends for long still beats.
+            posted += 1
+        else:
+            # Out of time with texts to go: a successor of its own goes on at once, so that as
+            # many ticks send as did.
+            in_pair_transaction(outbox_successor)
     in_pair_transaction(broadcasts_complete)
     _wake_for_later()
     return posted
@@ -108,10 +120,7 @@ def _stale_mark() -> int:
 
 def _help_wanted() -> bool:
     """A helper tick when more texts wait than this one can send at the pace (tasks.py)."""
-    if not Message.objects.ready(timezone.now()).exists():
-        return False
-    outbox_help()
-    return True
+    return Message.objects.ready(timezone.now()).exists() and outbox_help()
 
 
 def _claim_next() -> tuple[Message, Slot] | float | str | None:
@@ -127,6 +136,8 @@ def _claim_next() -> tuple[Message, Slot] | float | str | None:
     if why := sending_refusals([(our, their)], through_service=through_service).get((our, their)):
         Message.objects.filter(pk=message.pk).update(status=Status.CANCELED, error=why[:200])
         return CANCELED
+    # The pace last: on PostgreSQL its row stays locked until this transaction commits, and
+    # every worker sending for the sender waits for it.
     sender = settings.TWILIO_MESSAGING_SERVICE_SID or our
     slot = pace_reserve(sender, message.num_segments or segments_of(message.body).count)
     if not isinstance(slot, Slot):
@@ -140,25 +151,29 @@ def _claim_next() -> tuple[Message, Slot] | float | str | None:
     return message, slot
 
 
-def _send(message: Message) -> None:
+def _send(client: Client | None, message: Message) -> None:
     conversation = message.conversation
     ours = "" if conversation.recipient == settings.TWILIO_MESSAGING_SERVICE_SID else conversation.recipient
     try:
         accepted = text_post(
+            client,
             our_number=ours,
             their_number=conversation.sender,
             body=message.body,
             status_callback=status_callback_url(message),
         )
     except TryLater as failure:
-        in_pair_transaction(partial(_retry_or_fail, message, str(failure)))
+        text_sent(in_pair_transaction(partial(_retry_or_fail, message, str(failure))), failure.code)
     except InDoubt as failure:
         logger.warning("send id=%s to=%s in doubt: %s", message.pk, mask(conversation.sender), failure)
         in_pair_transaction(partial(_finish, message, Status.UNKNOWN, str(failure)))
+        text_sent(Status.UNKNOWN)
     except Refused as refusal:
         in_pair_transaction(partial(_refused, message, refusal))
+        text_sent(Status.FAILED, refusal.code)
     else:
         outbound_accepted(message, sid=accepted.sid, status=accepted.status, our_number=accepted.our_number)
+        text_sent(accepted.status)
 
 
 def _finish(message: Message, status: str, error: str) -> None:
@@ -167,15 +182,17 @@ def _finish(message: Message, status: str, error: str) -> None:
     Message.objects.filter(claimed, pk=message.pk).update(status=status, error=error[:200])
 
 
-def _retry_or_fail(message: Message, error: str) -> None:
+def _retry_or_fail(message: Message, error: str) -> str:
+    """ "retry" when the text is to be tried again, else "failed"."""
     if message.attempts >= settings.SEND_ATTEMPTS:
         _finish(message, Status.FAILED, f"{error} (gave up after {message.attempts} attempts)")
-        return
+        return Status.FAILED
     backoff = min(RETRY_FIRST * 2 ** (message.attempts - 1), RETRY_MOST) * random.uniform(0.5, 1.5)
     claimed = Q(status__in=(Status.SENDING, Status.UNKNOWN), sid__isnull=True)
     Message.objects.filter(claimed, pk=message.pk).update(
         status=Status.PENDING, error=error[:200], send_at=timezone.now() + timedelta(seconds=backoff)
     )
+    return RETRY
 
 
 def _refused(message: Message, refusal: Refused) -> None:

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from conversations import pair_sql
 from conversations.locks import DeadlinePassed, postgres_waits_until, sqlite_waits_until, writer_lock
+from conversations.metrics import lock_waited
 from conversations.models import Conversation, Message
 from conversations.phone import number_of
 from conversations.refusals import stop_received
@@ -129,7 +130,11 @@ def _receive_locked(text: InboundText, answer: Answer) -> Turn:
 
 def _lock_pair(sender: str, recipient: str, *, sid: str | None = None, now: datetime) -> Conversation:
     """Lock the pair's conversation, creating it on its first text, and read its window."""
+    started = time.perf_counter()
     conversation = Conversation.objects.locked_for_text(sender, recipient, sid=sid, now=now)
+    if connection.vendor == "postgresql":
+        # Its row locks are waited for inside this statement (SQLite's lock: locks.py).
+        lock_waited(time.perf_counter() - started)
     if conversation is not None:
         return conversation
     # The pair's first text, or its session is gone: make sure the row exists, lock it

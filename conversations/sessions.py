@@ -204,9 +204,9 @@ class PairSessionStore(SessionStore):
 
     @classmethod
     def start(cls) -> PairSessionStore:
-        store = cls()
-        store.create()
-        return store
+        """A new window's store: its key and row come with its first save(), data included
+        (one INSERT, where create() then save() took an INSERT and an UPDATE)."""
+        return cls()
 
     def get_session_cookie_age(self) -> int:
         return settings.CONVERSATION_TIMEOUT
@@ -217,8 +217,11 @@ class PairSessionStore(SessionStore):
         return super().load() if uses_cache() else db.SessionStore.load(self)
 
     def save(self, must_create: bool = False) -> None:
-        if must_create or self.session_key is None:
-            db.SessionStore.save(self, must_create=must_create)
+        if self.session_key is None:
+            self.create()  # Django's: a new key, then save(must_create=True) below.
+            return
+        if must_create:
+            db.SessionStore.save(self, must_create=True)
         else:
             # Loaded first when it never was, as Django's stores do: saving keeps the data.
             data = self.encode(self._get_session())

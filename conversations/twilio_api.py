@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import requests
@@ -51,20 +53,45 @@ class Refused(Exception):
 class TryLater(Exception):
     """Twilio did not process the request (or never got it): safe to send again later."""
 
+    def __init__(self, reason: str, code: int | None = None) -> None:
+        super().__init__(reason)
+        self.code = code  # Twilio's error code (20429), when it answered.
+
 
 class InDoubt(Exception):
     """The request may have reached Twilio: sending it again could text the customer twice."""
 
 
-def text_post(*, our_number: str, their_number: str, body: str, status_callback: str | None) -> Accepted:
-    """POST one text, once: no retries here (the worker decides), TWILIO_TIMEOUT per call."""
-    if settings.SMS_BACKEND == "console":
-        return _console(our_number, their_number, body)
-    if not settings.TWILIO_ACCOUNT_SID or not settings.TWILIO_AUTH_TOKEN:
-        raise Refused("Set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to send texts (or SMS_BACKEND=console).")
+@contextmanager
+def twilio_session() -> Iterator[Client | None]:
+    """One REST client for a run of texts (an outbox tick), closed when it ends.
+
+    Its keep-alive connection spares each text a TCP and TLS handshake, the worker's largest
+    cost per text. A tick is short (seconds), so the connection is never idle long enough for
+    Twilio to close it under us; if it does, urllib3 sees the dropped connection and opens
+    another before sending. None for the console backend, or without credentials (every text
+    is then refused with the reason, by text_post)."""
+    if settings.SMS_BACKEND == "console" or not (settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN):
+        yield None
+        return
     # max_retries=0: requests' adapter must not send a request again on its own.
     http = TwilioHttpClient(timeout=settings.TWILIO_TIMEOUT, max_retries=0)
-    client = Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=http)
+    try:
+        yield Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=http)
+    finally:
+        if http.session is not None:
+            http.session.close()
+
+
+def text_post(
+    client: Client | None, *, our_number: str, their_number: str, body: str, status_callback: str | None
+) -> Accepted:
+    """POST one text, once, with the client of twilio_session(): no retries here (the worker
+    decides), TWILIO_TIMEOUT per call."""
+    if settings.SMS_BACKEND == "console":
+        return _console(our_number, their_number, body)
+    if client is None:
+        raise Refused("Set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to send texts (or SMS_BACKEND=console).")
     # Registered (A2P 10DLC) traffic goes through the Messaging Service, which picks the sender.
     sender: dict[str, str] = (
         {"messaging_service_sid": settings.TWILIO_MESSAGING_SERVICE_SID}
@@ -81,9 +108,6 @@ def text_post(*, our_number: str, their_number: str, body: str, status_callback:
         raise InDoubt(
             f"No answer from Twilio's API ({type(failure).__name__}): it may have the text."
         ) from failure
-    finally:
-        if http.session is not None:
-            http.session.close()
     logger.info(
         "send sid=%s from=%s to=%s status=%s",
         sent.sid,
@@ -99,7 +123,7 @@ def _sorted(failure: TwilioRestException) -> Exception:
     words = failure.msg.removeprefix("Unable to create record: ")  # The library's own prefix.
     reason = f"Twilio refused the text: {words}{f' (Twilio error {code})' if code else ''}"[:200]
     if failure.status == 429 or code == TOO_MANY_REQUESTS:
-        return TryLater(reason)
+        return TryLater(reason, code)
     if failure.status >= 500:
         return InDoubt(f"Twilio answered {failure.status}: it may have the text. {words}"[:200])
     return Refused(reason, code=code, words=words)

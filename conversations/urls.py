@@ -9,6 +9,7 @@ urlpatterns = [
     path("sms", views.sms),
     path("sms/status/", views.sms_status, name="sms_status"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics, name="metrics"),
     path("simulator/", simulator.simulator, name="simulator"),
     # An admin page (behind admin.site.admin_view), matched before admin.site.urls, which
     # smsproject/urls.py includes after these.

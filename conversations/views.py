@@ -1,10 +1,15 @@
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+import hmac
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.template.loader import render_to_string
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from conversations import health
+from conversations.metrics import delivery_reported, exposition
 from conversations.models import Message
 from conversations.outbox import outbox_report
 from conversations.refusals import UNDELIVERABLE, delivery_failed, twilio_error
@@ -34,6 +39,7 @@ def sms_status(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest("Missing MessageSid or MessageStatus.")
     if len(sid) > 64 or "\x00" in sid or not (error == "" or (error.isdigit() and len(error) <= 10)):
         return HttpResponseBadRequest("Malformed MessageSid or ErrorCode.")
+    delivery_reported(status)
     if "outbox" in request.GET:  # The callback of a text the outbox sent names its row.
         outbox_report(request.GET["outbox"], sid=sid, status=status)
     Message.objects.filter(sid=sid).advance_status(status, error=twilio_error(int(error)) if error else "")
@@ -52,3 +58,26 @@ def healthz(request: HttpRequest) -> HttpResponse:
         components["cache"] = cache
     status = 200 if components["database"] == "ok" else 503
     return JsonResponse({"status": "ok" if status == 200 else "unavailable", **components}, status=status)
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus' scrape: every process's counts added up, for a scraper with METRICS_TOKEN."""
+    if not settings.METRICS_ENABLED:
+        raise Http404("Metrics are off (METRICS_ENABLED).")
+    if not _bearer_matches(request, settings.METRICS_TOKEN):
+        response = HttpResponse("A bearer token is required.\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
+
+
+def _bearer_matches(request: HttpRequest, token: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # In constant time: how much of a guess was right must not show in the answer's timing.
+    return (
+        bool(token)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.strip().encode(), token.encode())
+    )

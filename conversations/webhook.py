@@ -31,6 +31,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpR
 from conversations.form_bodies import parse_post
 from conversations.locks import DeadlinePassed
 from conversations.logs import describe_text, escape
+from conversations.metrics import text_answered
 from conversations.models import Conversation
 from conversations.pairs import text_receive
 from conversations.phone import mask
@@ -246,6 +247,8 @@ def _cookie_state(request: HttpRequest, session_key: str | None) -> str:
 
 
 def _log(text: InboundText, outcome: str, started: float, cookie: str = "missing") -> None:
+    seconds = time.perf_counter() - started
+    text_answered(outcome, seconds)  # The metrics say what the log line says.
     # Escaped here too, not only by the handler's filter: whatever handler gets this record
     # (a test's, Sentry's breadcrumbs) must not see a forged line.
     logger.info(
@@ -255,5 +258,5 @@ def _log(text: InboundText, outcome: str, started: float, cookie: str = "missing
         escape(mask(text.sender)),
         escape(mask(text.recipient)),
         cookie,
-        (time.perf_counter() - started) * 1000,
+        seconds * 1000,
     )

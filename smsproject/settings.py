@@ -207,6 +207,10 @@ SEND_ATTEMPTS = env.int("SEND_ATTEMPTS", default=5)
 # While texts wait, the worker looks again at least this often (seconds): for rows a killed
 # worker left behind, and a lost task.
 OUTBOX_POLL = env.float("OUTBOX_POLL", default=10.0)
+# The worker lowers its own CPU priority by this much (nice, 0-19) when it starts: on a host it
+# shares with the web server, a text coming in (Twilio waits 15 s for it) goes before one going
+# out (which waits for its pace anyway). 0 leaves it as started.
+OUTBOX_WORKER_NICE = env.int("OUTBOX_WORKER_NICE", default=10)
 # Where the worker's tasks queue: "db" (django-tasks-db, in DATABASE_URL; `manage.py db_worker`)
 # or "rq" (Redis at REDIS_URL, for workers on several hosts; `manage.py rqworker`).
 TASKS_BACKEND = env("TASKS_BACKEND", default="db")
@@ -237,6 +241,23 @@ QUIET_HOURS = env("QUIET_HOURS", default="")
 CALLER_IMPORT_MAX_BYTES = env.int("CALLER_IMPORT_MAX_BYTES", default=2 * 1024 * 1024)
 # Seconds the bot stays quiet in a conversation after staff text in it (0: it never pauses).
 HANDOFF_PAUSE = env.int("HANDOFF_PAUSE", default=1800)
+
+# Metrics for Prometheus at /metrics (conversations/metrics.py): off unless switched on, and
+# then only for a scraper that sends `Authorization: Bearer METRICS_TOKEN` (conversations.E021
+# refuses an empty or short token).
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=False)
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# Where every process (gunicorn's workers, the outbox's worker, runserver) keeps its counts,
+# one file each, for /metrics to add up; gunicorn's master clears the files of processes gone
+# when it starts. prometheus_client reads the variable, not this setting, when it is first
+# imported (and takes even an empty one for a directory): so it is set here, before anything
+# imports it, and removed when empty. A relative path is from BASE_DIR, whatever the cwd.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="var/metrics" if METRICS_ENABLED else "")
+if PROMETHEUS_MULTIPROC_DIR:
+    PROMETHEUS_MULTIPROC_DIR = str(BASE_DIR / PROMETHEUS_MULTIPROC_DIR)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+else:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 # Logging: everything to stderr (one line per webhook at INFO, tracebacks of unhandled
 # errors), plain or JSON (LOG_FORMAT=json); see conversations/logs.py, whose configure()

@@ -12,7 +12,7 @@ from twilio.request_validator import RequestValidator
 
 from bench import load, profile, report
 from bench.flask_app import app as flask_app
-from bench.traffic import Signer, make_pairs, send_text, write_requests
+from bench.traffic import Pair, Signer, make_pairs, send_text, write_requests
 from conversations.models import Conversation
 from tests.server import gunicorn
 from tests.twilio import TOKEN
@@ -132,8 +132,8 @@ class ReportTests(SimpleTestCase):
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install -y wrk)")
 class WrkScriptTests(TransactionTestCase):
-    def test_every_reply_is_counted_for_its_pair_and_no_text_is_sent_twice(self) -> None:
-        pairs = make_pairs(5)
+    def wrk(self, pairs: list[Pair], seconds: int, pace_ms: int = 0) -> load.WrkResult:
+        """wrk -t1 -c4 on the webhook of a one-worker gunicorn, the pairs' cookies kept."""
         with gunicorn(workers=1) as server, tempfile.TemporaryDirectory() as directory:
             # wrk plays the TLS proxy (X-Forwarded-Proto), so Twilio signs the https URL.
             signer = Signer(TOKEN, server.replace("http://", "https://") + "/sms/")
@@ -142,7 +142,12 @@ class WrkScriptTests(TransactionTestCase):
             }
             file = Path(directory) / "requests.txt"
             write_requests(file, "/sms/", signer, pairs, cookies, 5000)
-            result = load.run_wrk(shutil.which("wrk") or "", server, file, 1, 4, 1, wrap=False)
+            wrk = shutil.which("wrk") or ""
+            return load.run_wrk(wrk, server, file, 1, 4, seconds, wrap=False, pace_ms=pace_ms)
+
+    def test_every_reply_is_counted_for_its_pair_and_no_text_is_sent_twice(self) -> None:
+        pairs = make_pairs(5)
+        result = self.wrk(pairs, seconds=1)
         self.assertGreater(result.requests, 0)
         self.assertEqual(result.problems("webhook"), [])
         counts = {
@@ -153,3 +158,10 @@ class WrkScriptTests(TransactionTestCase):
         unanswered = Counter({pair: sent - result.ok[pair] for pair, sent in result.sent.items()})
         senders = {pair.index: pair.sender for pair in pairs}
         self.assertEqual(report.check_counts(senders, answered, unanswered, counts)[0], [])
+
+    def test_a_paced_run_sends_about_connections_over_the_pace_texts_a_second(self) -> None:
+        result = self.wrk(make_pairs(2), seconds=2, pace_ms=200)
+        # 4 connections, each waiting 200 ms before each text: at most 20 texts/s, 40 in 2 s
+        # (a flat-out run answers hundreds here).
+        self.assertEqual(result.problems("webhook"), [])
+        self.assertTrue(0 < result.requests <= 44, result.requests)

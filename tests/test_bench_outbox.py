@@ -64,7 +64,8 @@ class TargetTests(SimpleTestCase):
     def targets(
         self, overall: float, without: float = 40.0, with_worker: float = 60.0
     ) -> list[report.Target]:
-        return outbox.targets(outbox.HeldRate(overall, 49.0, 51.0, 3000, 60.0), 50.0, without, with_worker)
+        rate = outbox.HeldRate(overall, 49.0, 51.0, 3000, 60.0)
+        return outbox.targets(rate, 50.0, without, with_worker, flat_out=(90.0, 30.0))
 
     def test_a_rate_within_5_percent_of_the_setting_is_met_either_side(self) -> None:
         self.assertTrue(self.targets(47.6)[0].met)
@@ -76,6 +77,11 @@ class TargetTests(SimpleTestCase):
         self.assertTrue(self.targets(50, without=40.0, with_worker=60.0)[1].met)
         self.assertFalse(self.targets(50, without=40.0, with_worker=61.0)[1].met)
         self.assertIn("MISSED", self.targets(50, without=40.0, with_worker=61.0)[1].line())
+
+    def test_the_flat_out_p99_is_a_figure_not_a_target(self) -> None:
+        flat_out = self.targets(50)[2]
+        self.assertEqual((flat_out.value, flat_out.met), (3.0, True))
+        self.assertNotIn("MISSED", flat_out.line())
 
     def test_enough_workers_for_the_posts_in_flight_half_as_many_again_and_one_more(self) -> None:
         self.assertEqual(outbox.workers_needed(50, 0.1), 9)

@@ -1,11 +1,14 @@
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import SimpleTestCase, override_settings
 
+from conversations.checks import check_metrics
 from tests.server import BASE_DIR
 
 
@@ -106,6 +109,35 @@ class SmsBackendCheckTestCase(SimpleTestCase):
                 call_command("check")
 
 
+class OutboxSettingsCheckTestCase(SimpleTestCase):
+    """Each would stop the worker at its first text: manage.py refuses them at startup."""
+
+    def test_it_refuses_what_the_worker_cannot_run_with(self) -> None:
+        for setting, value, words in [
+            ("TASKS_BACKEND", "celery", "TASKS_BACKEND must be db or rq"),
+            ("SMS_SEND_RATE", 0, "must be more than 0"),
+            ("TWILIO_TIMEOUT", -1, "must be more than 0"),
+            ("OUTBOX_POLL", 0, "must be more than 0"),
+            ("SEND_ATTEMPTS", 0, "SEND_ATTEMPTS must be at least 1"),
+            ("OUTBOX_WORKER_NICE", 20, "OUTBOX_WORKER_NICE must be between 0 and 19"),
+            ("OUTBOX_WORKER_NICE", -5, "OUTBOX_WORKER_NICE must be between 0 and 19"),
+        ]:
+            with (
+                self.subTest(setting=setting, value=value),
+                override_settings(**{setting: value}),
+                self.assertRaisesMessage(SystemCheckError, words),
+            ):
+                call_command("check")
+
+    @override_settings(TASKS_BACKEND="rq", REDIS_URL="")
+    def test_it_refuses_rq_without_redis(self) -> None:
+        with self.assertRaisesMessage(SystemCheckError, "TASKS_BACKEND=rq needs REDIS_URL"):
+            call_command("check")
+
+    def test_it_passes_the_defaults(self) -> None:
+        call_command("check")
+
+
 class QuietHoursCheckTestCase(SimpleTestCase):
     def test_it_refuses_what_is_not_two_times(self) -> None:
         for value in ("9pm-8am", "21:00", "21:00-21:00"):
@@ -130,3 +162,44 @@ class QuietHoursCheckTestCase(SimpleTestCase):
         for value in ("21:00-08:00", ""):
             with self.subTest(value=value), override_settings(QUIET_HOURS=value):
                 call_command("check")
+
+
+GOOD_METRICS_TOKEN = "Xq3v9LmP2rT8wZ5kB7nC4hJ6dG1sF0aE"
+
+
+class MetricsCheckTestCase(SimpleTestCase):
+    def setUp(self) -> None:
+        self.directory = Path(self.enterContext(tempfile.TemporaryDirectory())) / "metrics"
+
+    def errors(self, **settings: object) -> list[str]:
+        metrics = {"METRICS_ENABLED": True, "METRICS_TOKEN": GOOD_METRICS_TOKEN}
+        metrics["PROMETHEUS_MULTIPROC_DIR"] = str(self.directory)
+        with override_settings(**{**metrics, **settings}):
+            return [error.msg for error in check_metrics() if error.id == "conversations.E021"]
+
+    def test_it_refuses_metrics_without_a_token_or_with_a_short_one(self) -> None:
+        for token in ("", "short", GOOD_METRICS_TOKEN[:-1]):
+            with self.subTest(token=token):
+                [error] = self.errors(METRICS_TOKEN=token)
+
+                self.assertIn("METRICS_ENABLED needs a METRICS_TOKEN of at least 32 characters", error)
+
+    def test_it_refuses_metrics_without_a_directory_for_every_process_s_counts(self) -> None:
+        [error] = self.errors(PROMETHEUS_MULTIPROC_DIR="")
+
+        self.assertIn("METRICS_ENABLED needs PROMETHEUS_MULTIPROC_DIR", error)
+
+    def test_it_refuses_a_directory_that_is_a_file(self) -> None:
+        self.directory.write_text("not a directory")
+
+        [error] = self.errors()
+
+        self.assertIn("is not a directory this process can write to", error)
+
+    def test_it_passes_a_long_token_and_a_directory_that_can_be_made(self) -> None:
+        self.assertEqual(self.errors(), [])
+
+    def test_it_passes_anything_while_metrics_are_off(self) -> None:
+        self.assertEqual(
+            self.errors(METRICS_ENABLED=False, METRICS_TOKEN="", PROMETHEUS_MULTIPROC_DIR=""), []
+        )

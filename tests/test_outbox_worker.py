@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from unittest import mock
 
+from django.conf import settings
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 from twilio.http.http_client import TwilioHttpClient
@@ -13,6 +15,7 @@ from twilio.http.http_client import TwilioHttpClient
 from conversations.models import Conversation, Message, OutboxWake
 from conversations.outbox import text_enqueue, texts_enqueue
 from conversations.outbox_worker import outbox_drain
+from conversations.tasks import outbox_tick
 from tests.fake_twilio_api import FakeTwilioApi
 from tests.twilio import RECIPIENT, SENDER, TwilioTestCase, reply_of, sign
 
@@ -59,6 +62,20 @@ class OutboxWorkerTestCase(TwilioTestCase):
         # real read short.
         http_client.assert_called_once_with(timeout=2.5, max_retries=0)
         self.assertEqual(len(self.api.requests), 1)
+
+    def test_a_ticks_texts_share_one_client_closed_when_the_tick_ends(self) -> None:
+        texts_enqueue(pairs=[("", OTHER), ("", "+14155550100")], body="News")
+        for n in range(3):
+            self.api.accepts(sid=f"SM{n:032x}")
+        made = mock.patch("conversations.twilio_api.TwilioHttpClient", wraps=TwilioHttpClient)
+
+        with made as http_client, mock.patch("requests.Session.close", autospec=True) as close:
+            self.tick()
+
+        # One keep-alive session for the tick's three texts (no handshake each), then closed.
+        http_client.assert_called_once_with(timeout=settings.TWILIO_TIMEOUT, max_retries=0)
+        self.assertEqual(len(self.api.requests), 3)
+        close.assert_called_once()
 
     def test_it_retries_a_429_after_a_backoff_and_sends_it_once(self) -> None:
         self.api.too_many_requests()
@@ -181,6 +198,21 @@ class OutboxWorkerTestCase(TwilioTestCase):
         self.assertEqual(self.api.requests, [])
 
 
+class OutboxIndexTestCase(TwilioTestCase):
+    def test_the_worker_finds_the_texts_to_send_on_the_outbox_index_not_every_message(self) -> None:
+        claim = (
+            Message.objects.ready(timezone.now()).select_related("conversation").order_by("-priority", "pk")
+        )
+
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # The table is small enough to scan: forbid it, to see whether the index can serve.
+                cursor.execute("SET LOCAL enable_seqscan = off")
+            plan = claim.explain()
+
+        self.assertIn("message_outbox", plan)
+
+
 class OutboxWakeTestCase(TwilioTestCase):
     """What wakes the worker: one tick for a burst of texts, not one each."""
 
@@ -222,6 +254,37 @@ class OutboxWakeTestCase(TwilioTestCase):
         # more tick, for another worker process, however many texts this tick then sent.
         self.assertEqual(tick.using.return_value.enqueue.call_count, 1)
         self.assertEqual(Message.objects.filter(status="sent").count(), 5)
+
+    def helpers_asked_for(self, batches: int) -> int:
+        """Helper ticks enqueued by ticks behind the pace, each finding five texts waiting."""
+        with (
+            mock.patch("conversations.tasks.outbox_tick") as tick,
+            self.captureOnCommitCallbacks(execute=True),
+        ):
+            for batch in range(batches):
+                texts_enqueue(pairs=[("", f"+141555{batch}{n:04d}") for n in range(5)], body="Hi")
+                outbox_drain()
+        return tick.using.return_value.enqueue.call_args_list.count(mock.call(helper=True))
+
+    @override_settings(SMS_BACKEND="console", TWILIO_FROM_NUMBER=RECIPIENT, SMS_SEND_RATE=1000)
+    def test_no_second_helper_is_enqueued_while_one_waits_for_a_free_process(self) -> None:
+        # Behind the pace twice: the helper the first tick asked for, which no process has
+        # taken (all busy), is enough.
+        self.assertEqual(self.helpers_asked_for(batches=2), 1)
+
+    @override_settings(SMS_BACKEND="console", TWILIO_FROM_NUMBER=RECIPIENT, SMS_SEND_RATE=1000)
+    def test_a_helper_that_began_lets_the_next_tick_behind_the_pace_ask_for_another(self) -> None:
+        OutboxWake.objects.create(pk=1, helper_at=timezone.now())  # A helper waits.
+        outbox_tick.call(helper=True)  # A free process took it.
+        self.assertIsNone(OutboxWake.objects.get().helper_at)
+
+        self.assertEqual(self.helpers_asked_for(batches=1), 1)
+
+    @override_settings(SMS_BACKEND="console", TWILIO_FROM_NUMBER=RECIPIENT, SMS_SEND_RATE=1000)
+    def test_a_helper_lost_before_it_began_is_replaced(self) -> None:
+        OutboxWake.objects.create(pk=1, helper_at=timezone.now() - timedelta(minutes=1))
+
+        self.assertEqual(self.helpers_asked_for(batches=1), 1)
 
     @override_settings(SMS_BACKEND="console", TWILIO_FROM_NUMBER=RECIPIENT, SMS_SEND_RATE=1000)
     def test_a_single_text_needs_no_helper(self) -> None:

@@ -4,6 +4,7 @@ timeouts, refusals, a worker killed mid-run, two workers sharing the work."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 
@@ -50,6 +51,17 @@ class OutboxWorkerProcessTestCase(TransactionTestCase):
 
     def wait_until_done(self, worker: Worker, within: float = 30) -> None:
         wait_for(self.all_done, within, "every text sent or settled", worker.log)
+
+    def test_the_worker_runs_behind_the_web_server_for_the_cpu(self) -> None:
+        with twilio_api_server() as api, workers(api.url) as [worker]:
+            self.enqueue(1)
+            self.wait_until_done(worker)  # Started, and working.
+            assert worker.process is not None
+            niceness = os.getpriority(os.PRIO_PROCESS, worker.process.pid)
+
+        # OUTBOX_WORKER_NICE (10) below whatever started it: the webhook's texts go first.
+        self.assertEqual(niceness, min(os.getpriority(os.PRIO_PROCESS, 0) + settings.OUTBOX_WORKER_NICE, 19))
+        self.assertEqual(self.statuses(), {"queued": 1})
 
     def test_a_429_is_retried_after_a_backoff_and_the_text_sent_once(self) -> None:
         with twilio_api_server() as api, workers(api.url) as [worker]:

@@ -5,6 +5,8 @@ import runpy
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
+from types import SimpleNamespace
 from unittest import mock
 
 from django.core.management import call_command
@@ -53,6 +55,12 @@ class DeployCheckTestCase(SimpleTestCase):
         self.assertIn("conversations.E002", result.stderr)
         self.assertIn("SECRET_KEY is a placeholder, but DEBUG is off.", result.stderr)
 
+    def test_it_refuses_to_start_gunicorn_with_metrics_and_no_token(self) -> None:
+        result = start_gunicorn(METRICS_ENABLED="True", METRICS_TOKEN="", BIND="127.0.0.1:0")
+
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("conversations.E021", result.stderr)
+
 
 class GunicornConfigTestCase(SimpleTestCase):
     def config(self, **env: str) -> dict[str, object]:
@@ -72,6 +80,17 @@ class GunicornConfigTestCase(SimpleTestCase):
 
     def test_a_master_started_again_may_bind_beside_its_orphaned_workers(self) -> None:
         self.assertIs(self.config()["reuse_port"], True)
+
+    def test_a_worker_gone_is_marked_dead_for_prometheus_and_its_counts_kept(self) -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            for name in ("gauge_livesum_4242.db", "counter_4242.db", "gauge_livesum_4343.db"):
+                (Path(directory) / name).write_bytes(b"")
+            child_exit = self.config()["child_exit"]
+
+            with mock.patch.dict(os.environ, {"PROMETHEUS_MULTIPROC_DIR": directory}):
+                child_exit(None, SimpleNamespace(pid=4242))  # type: ignore[operator]
+
+            self.assertEqual(sorted(os.listdir(directory)), ["counter_4242.db", "gauge_livesum_4343.db"])
 
 
 @override_settings(SECURE_SSL_REDIRECT=True)

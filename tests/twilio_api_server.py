@@ -17,7 +17,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs
+
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
 
 ACCEPT, TOO_MANY, OPTED_OUT, SLOW, DROP = "accept", "429", "21610", "slow", "drop"
 
@@ -58,6 +62,10 @@ class TwilioApiServer:
 def _handler(api: TwilioApiServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # The headers and the body go out as two writes: with Nagle's algorithm on, the body
+        # waits for the client's delayed ACK (40 ms on Linux) once a keep-alive connection has
+        # left quick-ACK mode, a stall that Twilio's API does not have.
+        disable_nagle_algorithm = True
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
@@ -134,3 +142,15 @@ def twilio_api_server(latency: float = 0.0, slow: float = 3.0) -> Iterator[Twili
     finally:
         api.server.shutdown()
         api.server.server_close()
+
+
+def twilio_library_redirect(api_url: str) -> None:
+    """Send the twilio library's HTTP client to the fake API at `api_url` instead of
+    api.twilio.com, in a worker process's settings. The client is otherwise the real one: its
+    timeout, its connection pool, requests and urllib3 all do what they do in production."""
+    request = TwilioHttpClient.request
+
+    def to_the_fake_api(self: TwilioHttpClient, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        return request(self, method, url.replace("https://api.twilio.com", api_url), *args, **kwargs)
+
+    TwilioHttpClient.request = to_the_fake_api  # type: ignore[method-assign]

@@ -1,3 +1,4 @@
+import os
 from typing import Any
 
 from django.conf import settings
@@ -19,6 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--interval", default="1", help="Seconds between looks for tasks (db only).")
 
     def handle(self, *args: Any, reload: bool, interval: str, **options: Any) -> None:
+        # Behind the web server for the CPU (settings.OUTBOX_WORKER_NICE); inherited by the
+        # processes it starts (--reload's child, RQ's work horses).
+        os.nice(settings.OUTBOX_WORKER_NICE)
         outbox_rouse()
         if settings.TASKS_BACKEND == "rq":
             call_command("rqworker", "default", "--with-scheduler", "--job-class", "django_tasks_rq.Job")

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0010_broadcast'),
+        ('conversations', '0011_outboxwake_helper_at'),
     ]
 
     # The covering index is built before the one it replaces goes, so that created_at is
