@@ -157,8 +157,9 @@ def _false(vendor: str) -> str:
     return "false" if vendor == "postgresql" else "0"
 
 
-def seed(conversations: int, messages: int) -> None:
-    """Fill the migrated, empty bench database; then the planner's statistics, as autovacuum would."""
+def seed(conversations: int, messages: int, *, statistics: bool = True) -> None:
+    """Fill the migrated, empty bench database; then the planner's statistics, as autovacuum
+    would (not in tests: they would outlive the test's rows and steer other tests' plans)."""
     from django.contrib.auth.models import User
     from django.db import connection
 
@@ -183,8 +184,9 @@ def seed(conversations: int, messages: int) -> None:
             for n in range(extra_texts(messages))
         )
     User.objects.create_superuser("bench-admin", password=None)
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
+    if statistics:
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
 
 
 def time_dashboard(requests: int) -> Timing:
