@@ -13,6 +13,7 @@ committed in time or rolled back and answered 503.
 from __future__ import annotations
 
 import fcntl
+import os
 import re
 import threading
 import time
@@ -55,6 +56,23 @@ def _process_lock(path: str) -> _ProcessWriterLock:
         if path not in _by_path:
             _by_path[path] = _ProcessWriterLock(path)
         return _by_path[path]
+
+
+def _forget_inherited_locks() -> None:
+    """In a forked child: close the lock files the parent opened, and take none of its state.
+
+    An flock belongs to the open file, which a fork shares: a child that kept the parent's copy
+    would not be excluded by the parent's lock (it is the same holder), and would keep it held
+    after the parent died holding it: a worker SIGKILLed mid-transaction would leave RQ's
+    scheduler, forked from it, holding every writer out for good. Closing the copy never
+    releases the parent's lock (its own descriptor still holds it); the child opens its own."""
+    global _by_path, _by_path_guard
+    for lock in _by_path.values():
+        lock.file.close()
+    _by_path, _by_path_guard = {}, threading.Lock()  # A parent's thread may have held them.
+
+
+os.register_at_fork(after_in_child=_forget_inherited_locks)
 
 
 def _flock(fd: int, deadline: float | None) -> None:

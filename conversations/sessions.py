@@ -20,10 +20,11 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends import cached_db, db
-from django.contrib.sessions.backends.base import UpdateError
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, UpdateError
 from django.contrib.sessions.models import Session
 from django.core.cache.backends.base import BaseCache
 from django.db import transaction
+from django.utils.crypto import get_random_string
 
 from conversations import pair_sql
 
@@ -210,6 +211,12 @@ class PairSessionStore(SessionStore):
 
     def get_session_cookie_age(self) -> int:
         return settings.CONVERSATION_TIMEOUT
+
+    def _get_new_session_key(self) -> str:
+        # Without Django's look first (one SELECT per new window): 32 characters of 36 never
+        # meet in practice, and the INSERT of save(must_create=True) refuses a key that is
+        # taken all the same (CreateError: create() draws another).
+        return get_random_string(32, VALID_KEY_CHARS)
 
     def load(self) -> dict[str, Any]:
         # Only a cached engine keeps the cache's copies current (on commit, in save()); any

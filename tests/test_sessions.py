@@ -16,6 +16,21 @@ CACHED_DB = "conversations.sessions"
 
 
 class PairSessionStoreTestCase(TwilioTestCase):
+    def test_a_new_window_drawing_a_key_already_taken_draws_another(self) -> None:
+        taken = PairSessionStore.start()
+        taken["window"] = "theirs"
+        taken.save()
+        keys = iter([taken.session_key, "b" * 32])
+
+        with mock.patch("conversations.sessions.get_random_string", side_effect=lambda *args: next(keys)):
+            store = PairSessionStore.start()
+            store["window"] = "ours"
+            store.save()  # One INSERT, no look first: refused for the taken key, then made.
+
+        self.assertEqual(store.session_key, "b" * 32)
+        self.assertEqual(PairSessionStore(taken.session_key).load(), {"window": "theirs"})
+        self.assertEqual(PairSessionStore("b" * 32).load(), {"window": "ours"})
+
     def test_it_is_readable_by_the_configured_session_engine(self) -> None:
         self.twilio.text()
         self.twilio.text()

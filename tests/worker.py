@@ -3,6 +3,7 @@ worker with TASKS_BACKEND=rq) against the test database, its Twilio API a fake o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -29,12 +30,16 @@ class Worker:
     def start(self) -> None:
         with self.log_path.open("a") as log:
             command = [sys.executable, "manage.py", "outbox_worker", "--interval", "0.1"]
-            self.process = subprocess.Popen(command, cwd=BASE_DIR, env=self.env, stdout=log, stderr=log)
+            # A session of its own: RQ's worker forks its scheduler, which the kill must take
+            # too, as systemd's stop of the unit's control group would.
+            self.process = subprocess.Popen(
+                command, cwd=BASE_DIR, env=self.env, stdout=log, stderr=log, start_new_session=True
+            )
 
     def kill(self) -> None:
         """SIGKILL: no goodbye, its task left RUNNING, whatever it was sending in flight."""
         assert self.process is not None
-        self.process.kill()
+        os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
     def stop(self) -> None:
@@ -44,6 +49,9 @@ class Worker:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)  # Whatever it forked, if left.
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -25,7 +25,18 @@ class Command(BaseCommand):
         os.nice(settings.OUTBOX_WORKER_NICE)
         outbox_rouse()
         if settings.TASKS_BACKEND == "rq":
-            call_command("rqworker", "default", "--with-scheduler", "--job-class", "django_tasks_rq.Job")
+            # SimpleWorker runs each tick in this process instead of a fork per task: a tick is
+            # short and idempotent, and a fork per tick would leave Prometheus a file set per
+            # forked pid (multiprocess mode) that every scrape reads until the web server starts.
+            call_command(
+                "rqworker",
+                "default",
+                "--with-scheduler",
+                "--job-class",
+                "django_tasks_rq.Job",
+                "--worker-class",
+                "rq.worker.SimpleWorker",
+            )
         else:
             flags = ["--reload" if reload else "--no-reload", "--no-startup-delay", "--interval", interval]
             call_command("db_worker", *flags)
