@@ -20,7 +20,7 @@ from pathlib import Path
 
 import environ
 
-from bench import inprocess, outbox, profile, report
+from bench import inprocess, outbox, profile, report, seed
 from bench.cpu import Meter
 from bench.database import BASE_DIR, BenchDatabase, fresh_database
 from bench.load import WrkResult, run_wrk
@@ -75,6 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--verbose", action="store_true", help="print the SQL of a steady-state text")
     outbox.add_arguments(parser)
+    seed.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.connections < args.threads or not 1 <= args.pairs <= MAX_PAIRS:
         parser.error(f"--connections must be at least --threads, --pairs between 1 and {MAX_PAIRS:,}")
@@ -187,6 +188,8 @@ def gunicorn_config(env: dict[str, str], workers: int, args: list[str]) -> dict[
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.seed:  # Neither wrk nor a server: the dashboard in-process.
+        return seed.main(args)
     wrk, py_spy = shutil.which("wrk"), profile.find_py_spy()
     if wrk is None or (args.profile and py_spy is None):
         print("bench: needs wrk (apt-get install -y wrk) and, to profile, py-spy (requirements-dev.txt)")

@@ -30,10 +30,27 @@ def fresh_database(app_url: str) -> BenchDatabase:
     import psycopg
     from psycopg import sql
 
-    name = f"{parts.path.lstrip('/') or parts.username or 'postgres'}_bench"
+    name = _bench_name(app_url)
     # Connected to the server's maintenance database, since the app's may not exist yet.
     with psycopg.connect(app_url, dbname="postgres", autocommit=True) as connection:
         connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     where = f"PostgreSQL {parts.hostname}:{parts.port or 5432}/{name}"
     return BenchDatabase(urlunsplit(parts._replace(path=f"/{name}")), where, name)
+
+
+def existing_database(app_url: str) -> BenchDatabase:
+    """The bench database a previous run left (fresh_database()'s), as it is."""
+    parts = urlsplit(app_url)
+    if parts.scheme not in POSTGRES_SCHEMES:
+        return BenchDatabase(
+            f"sqlite:///{SQLITE_PATH}", f"SQLite {SQLITE_PATH.relative_to(BASE_DIR)} (reused)"
+        )
+    name = _bench_name(app_url)
+    where = f"PostgreSQL {parts.hostname}:{parts.port or 5432}/{name} (reused)"
+    return BenchDatabase(urlunsplit(parts._replace(path=f"/{name}")), where, name)
+
+
+def _bench_name(app_url: str) -> str:
+    parts = urlsplit(app_url)
+    return f"{parts.path.lstrip('/') or parts.username or 'postgres'}_bench"

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -91,25 +92,31 @@ class Broadcast(models.Model):
 
     def progress(self) -> Progress:
         """Its texts counted by status (one query), what is done, and the time left."""
-        from conversations.models import Message  # models.py imports this module.
-
-        rows = self.messages.values("status").annotate(n=Count("pk"), segments=Sum("num_segments"))
-        counts = dict.fromkeys(Progress.GROUPS, 0)
-        segments_left = 0
-        for row in rows:
-            group = STATUS_GROUP.get(row["status"], "sent")
-            counts[group] += row["n"]
-            if row["status"] in Message.READY:
-                segments_left += row["segments"] or row["n"]
-        return Progress(counts=counts, segments_left=segments_left)
+        return Progress.of_rows(self.messages.values("status").annotate(**Progress.ROW))
 
 
 @dataclass(frozen=True)
 class Progress:
     GROUPS = ("pending", "sending", "sent", "delivered", "failed", "canceled", "unknown")
 
+    # What each row of a broadcast's texts grouped by status counts: of_rows() reads them.
+    ROW = {"n": Count("pk"), "segments": Sum("num_segments")}
+
     counts: dict[str, int]  # By GROUPS.
     segments_left: int  # Of the texts still pending or scheduled.
+
+    @classmethod
+    def of_rows(cls, rows: Iterable[dict[str, Any]]) -> Progress:
+        """The progress of one broadcast's texts counted by status (a status and ROW per row)."""
+        from conversations.models import Message  # models.py imports this module.
+
+        counts = dict.fromkeys(cls.GROUPS, 0)
+        segments_left = 0
+        for row in rows:
+            counts[STATUS_GROUP.get(row["status"], "sent")] += row["n"]
+            if row["status"] in Message.READY:
+                segments_left += row["segments"] or row["n"]
+        return cls(counts=counts, segments_left=segments_left)
 
     @property
     def total(self) -> int:

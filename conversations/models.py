@@ -11,6 +11,8 @@ from django.db.models import Exists, OuterRef, Q, Subquery, Value
 # validate_printable is also what migration 0004 names as conversations.models'.
 from conversations.broadcasts import Broadcast
 from conversations.callers import Caller
+from conversations.daily_counts import DailyCount  # noqa: F401
+from conversations.indexes import CONVERSATION_PAUSED, MESSAGE_INDEXES
 from conversations.names import search_key, validate_printable  # noqa: F401
 from conversations.outbox_rows import OUTBOX_WAITING, OutboxWake, SenderPace, in_outbox_index  # noqa: F401
 from conversations.phone import number_of, number_search
@@ -119,6 +121,7 @@ class Conversation(models.Model):
         indexes = [
             models.Index(fields=["-last_activity"], name="conversation_last_activity"),
             models.Index(fields=["sender_number"], name="conversation_sender_number"),
+            CONVERSATION_PAUSED,
         ]
 
     def __str__(self) -> str:
@@ -280,7 +283,7 @@ class Message(models.Model):
         ]
         indexes = [
             models.Index(fields=["conversation", "created_at"], name="message_history"),
-            models.Index(fields=["created_at"], name="message_created_at"),
+            *MESSAGE_INDEXES,  # The dashboard's, message_created_at_kind serving created_at's own.
             # Small: only the rows waiting in the outbox are in it.
             models.Index(
                 fields=["status", "send_at"], name="message_outbox", condition=Q(status__in=OUTBOX_WAITING)

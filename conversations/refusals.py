@@ -33,6 +33,15 @@ DELIVERY_ERRORS = {
     30008: "Unknown error",
     30034: "US A2P 10DLC - Message from an Unregistered Number",
 }
+# Twilio's words for the codes its refusals and callbacks give most (the dashboard names them).
+TWILIO_ERRORS = {
+    20429: "Too Many Requests",
+    21211: "Invalid 'To' Phone Number",
+    21408: "Permission to send an SMS has not been enabled for the region indicated by the 'To' number",
+    21610: "Attempt to send to unsubscribed recipient",
+    21614: "'To' number is not a valid mobile number",
+    **DELIVERY_ERRORS,
+}
 
 
 class Refusal(str):
