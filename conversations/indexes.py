@@ -39,8 +39,8 @@ CONVERSATION_PAUSED = Index(
 class Constant(Value):
     """A text written into the statement, not bound to it. SQLite uses a partial index only for
     a query whose WHERE has the index's terms, constants included, and a bound value is not
-    known when it plans; so the queries state these terms with the index's constants (as
-    outbox_rows.in_outbox_index() does for the outbox's index)."""
+    known when it plans; so the queries state these terms with the index's constants (the
+    dashboard's, and MessageQuerySet.ready() the outbox's)."""
 
     def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
         return "'" + str(self.value).replace("'", "''") + "'", []

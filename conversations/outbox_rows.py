@@ -7,19 +7,9 @@ reserved under the row's lock is a pace all of them keep.
 from __future__ import annotations
 
 from django.db import models
-from django.db.models.expressions import RawSQL
 
 # Outbound statuses of texts the worker has not finished with (the outbox's partial index).
 OUTBOX_WAITING = ("pending", "scheduled", "sending")
-
-
-def in_outbox_index(table: str) -> RawSQL:
-    """The outbox's partial index's condition, as a filter with its values written out: SQLite
-    uses a partial index only for a query whose WHERE has its very terms, and a bound parameter
-    is not the same term as a literal (with status__in alone, SQLite reads every message to find
-    the few waiting; PostgreSQL does not mind)."""
-    statuses = ", ".join(f"'{status}'" for status in OUTBOX_WAITING)
-    return RawSQL(f'"{table}"."status" IN ({statuses})', [], output_field=models.BooleanField())
 
 
 class SenderPace(models.Model):
