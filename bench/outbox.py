@@ -220,12 +220,15 @@ def main(args: argparse.Namespace, wrk: str) -> int:
         started += [start(worker_env, log) for log in logs]
         wait(lambda: len(api.posts) > 0, 60, "the first POST")
         began = (time.monotonic(), workers_seconds(started))
+        paced_run = time.time()
         sending = dataclasses.replace(
             bench.measure(webhook, args.outbox_webhook_rate, pace_ms), label="worker sending, paced"
         )
+        flat_run = time.time()
         flat_sending = dataclasses.replace(
             bench.measure(webhook, flat_alone.result.rate * 1.5), label="sending, flat out"
         )
+        runs = {"paced": (paced_run, flat_run), "flat out": (flat_run, time.time())}
         if len(api.posts) >= count:
             bench.problems.append("the worker finished before the measured run did: more --outbox-texts")
         cli.step("waiting for the worker to send the rest")
@@ -239,7 +242,11 @@ def main(args: argparse.Namespace, wrk: str) -> int:
             )
         stop(started)
     per_row, statuses = posts_per_row(recipients, api.posts_to()), row_statuses()
-    rate = held_rate([post.at for post in _ours(api.posts, recipients)])
+    arrivals = [post.at for post in _ours(api.posts, recipients)]
+    rate = held_rate(arrivals)
+    during = {
+        label: held_rate([at for at in arrivals if start <= at < end]) for label, (start, end) in runs.items()
+    }
     if set(per_row) != {1} or not set(statuses) <= {"queued", "sent"}:
         bench.problems.append("a row was not POSTed exactly once, or did not end queued/sent")
     header = [
@@ -261,6 +268,9 @@ def main(args: argparse.Namespace, wrk: str) -> int:
                 "",
                 *lines(rate, wanted, per_row, statuses, rows),
                 used.line(),
+                "held rate while the webhook ran "
+                + ", ".join(f"{label}: {r.overall:.2f} segments/s" for label, r in during.items())
+                + " (warm-up included)",
                 f"ticks when every row had settled: {', '.join(f'{n:,} {s.lower()}' for s, n in ticks.most_common())}",
                 "",
             ]
