@@ -9,7 +9,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.test import TransactionTestCase, override_settings
+from django.test import TransactionTestCase
 from django.utils import timezone
 
 from conversations.broadcast_control import (
@@ -20,9 +20,9 @@ from conversations.broadcast_control import (
 )
 from conversations.models import Broadcast, Caller, Conversation
 from conversations.outbox import text_enqueue
-from tests.twilio import RECIPIENT, TOKEN, Twilio
+from tests.twilio import RECIPIENT, Twilio
 from tests.twilio_api_server import twilio_api_server
-from tests.worker import ACCOUNT, Worker, wait_for, workers
+from tests.worker import Worker, sending_through_twilio, wait_for, workers
 
 
 def numbers(count: int) -> list[str]:
@@ -30,13 +30,7 @@ def numbers(count: int) -> list[str]:
 
 
 @pytest.mark.slow
-@override_settings(
-    SMS_BACKEND="twilio",
-    TWILIO_ACCOUNT_SID=ACCOUNT,
-    TWILIO_AUTH_TOKEN=TOKEN,
-    TWILIO_REQUIRE_SIGNATURE=True,
-    TWILIO_FROM_NUMBER=RECIPIENT,
-)
+@sending_through_twilio
 class BroadcastWorkerProcessTestCase(TransactionTestCase):
     def statuses(self, broadcast: Broadcast) -> Counter[str]:
         return Counter(broadcast.messages.values_list("status", flat=True))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.test import TransactionTestCase, override_settings
+from django.test import TransactionTestCase
 from django.utils import timezone
 from prometheus_client.mmap_dict import MmapedDict
 
@@ -20,22 +20,16 @@ from conversations.models import Message
 from conversations.outbox import texts_enqueue
 from tests.server import LiveServer, gunicorn
 from tests.test_metrics import METRICS_TOKEN, Samples, samples_of, value
-from tests.twilio import RECIPIENT, TOKEN, new_sid, sign
+from tests.twilio import RECIPIENT, new_sid, sign
 from tests.twilio_api_server import OPTED_OUT, twilio_api_server
-from tests.worker import ACCOUNT, wait_for, workers
+from tests.worker import ACCOUNT, sending_through_twilio, wait_for, workers
 
 INBOUND = [f"+1650555{n:04d}" for n in range(8)]
 OUTBOUND = [f"+1415555{n:04d}" for n in range(6)]
 
 
 @pytest.mark.slow
-@override_settings(
-    SMS_BACKEND="twilio",
-    TWILIO_ACCOUNT_SID=ACCOUNT,
-    TWILIO_AUTH_TOKEN=TOKEN,
-    TWILIO_REQUIRE_SIGNATURE=True,
-    TWILIO_FROM_NUMBER=RECIPIENT,
-)
+@sending_through_twilio
 class MetricsLiveTestCase(TransactionTestCase):
     def setUp(self) -> None:
         self.directory = self.enterContext(tempfile.TemporaryDirectory(prefix="metrics-"))

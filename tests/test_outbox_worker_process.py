@@ -11,13 +11,13 @@ from collections import Counter
 import pytest
 from django.conf import settings
 from django.db import connection
-from django.test import TransactionTestCase, override_settings
+from django.test import TransactionTestCase
 
 from conversations.models import Conversation, Message
 from conversations.outbox import texts_enqueue
-from tests.twilio import RECIPIENT, TOKEN, sign
+from tests.twilio import sign
 from tests.twilio_api_server import DROP, OPTED_OUT, SLOW, TOO_MANY, TwilioApiServer, twilio_api_server
-from tests.worker import ACCOUNT, Worker, wait_for, workers
+from tests.worker import ACCOUNT, Worker, sending_through_twilio, wait_for, workers
 
 
 def numbers(count: int) -> list[str]:
@@ -25,13 +25,7 @@ def numbers(count: int) -> list[str]:
 
 
 @pytest.mark.slow
-@override_settings(
-    SMS_BACKEND="twilio",
-    TWILIO_ACCOUNT_SID=ACCOUNT,
-    TWILIO_AUTH_TOKEN=TOKEN,
-    TWILIO_REQUIRE_SIGNATURE=True,
-    TWILIO_FROM_NUMBER=RECIPIENT,
-)
+@sending_through_twilio
 class OutboxWorkerProcessTestCase(TransactionTestCase):
     def setUp(self) -> None:
         if settings.TASKS_BACKEND == "rq":

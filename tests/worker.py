@@ -15,11 +15,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
+from django.test import override_settings
 
 from tests.server import BASE_DIR, live_database_url
-from tests.twilio import TOKEN
+from tests.twilio import RECIPIENT, TOKEN
 
 ACCOUNT = "AC" + "0" * 32
+# The test process's side of what the workers it starts are set to: texts go through Twilio's
+# (fake) API from our number, and the webhook checks signatures.
+sending_through_twilio = override_settings(
+    SMS_BACKEND="twilio",
+    TWILIO_ACCOUNT_SID=ACCOUNT,
+    TWILIO_AUTH_TOKEN=TOKEN,
+    TWILIO_REQUIRE_SIGNATURE=True,
+    TWILIO_FROM_NUMBER=RECIPIENT,
+)
 
 
 class Worker:
