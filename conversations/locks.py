@@ -25,6 +25,9 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from conversations.metrics import lock_waited
 
+# How often a writer without a deadline tries the lock while it is taken: texts try at least
+# every millisecond, so a text waiting for it goes before.
+YIELD_PAUSE = 0.002
 # Waits are tightened only when less than this is left of the connection's own timeout: a
 # fresh text runs no extra statement.
 SLACK = 0.05
@@ -77,8 +80,16 @@ os.register_at_fork(after_in_child=_forget_inherited_locks)
 
 def _flock(fd: int, deadline: float | None) -> None:
     if deadline is None:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return
+        # A writer with no deadline (the outbox's worker, the admin, a command) polls as well,
+        # more slowly than a text: blocked in flock() it would be woken the moment the lock is
+        # free and win every race against the texts polling for it, so that a text would wait
+        # behind each of them in turn. Polling, it lets a waiting text go first.
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                time.sleep(YIELD_PAUSE)
     pause = 0.0001
     while True:
         try:

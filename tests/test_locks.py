@@ -10,10 +10,14 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 from pathlib import Path
+from unittest import mock
 
+from django.db import connections
 from django.test import SimpleTestCase
 
+from conversations.locks import YIELD_PAUSE, writer_lock
 from tests.server import BASE_DIR
 
 # A worker that forks a long-lived child (RQ's scheduler does) while it holds the writer lock,
@@ -63,3 +67,40 @@ class ForkedChildTestCase(SimpleTestCase):
                 # Its parent is gone and the child still runs: the lock is free all the same.
                 os.kill(child, 0)
                 fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+class WriterWithoutDeadlineTestCase(SimpleTestCase):
+    def test_a_writer_without_a_deadline_waits_by_polling_so_a_waiting_text_goes_first(self) -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            database = str(Path(directory) / "db.sqlite3")
+            holder = self.enterContext(open(f"{database}.lock", "a+b"))  # Another writer, this file.
+            fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+            tries: list[int] = []
+            real_flock = fcntl.flock
+
+            def flock(fd: int, operation: int) -> None:
+                tries.append(operation)
+                real_flock(fd, operation)
+
+            got = threading.Event()
+
+            def writer() -> None:
+                with writer_lock():
+                    got.set()
+
+            with (
+                mock.patch.dict(connections["default"].settings_dict, {"NAME": database}),
+                mock.patch("conversations.locks.fcntl.flock", side_effect=flock),
+            ):
+                thread = threading.Thread(target=writer)
+                thread.start()
+                self.assertFalse(got.wait(0.05))  # Held by the other writer: it waits...
+                real_flock(holder.fileno(), fcntl.LOCK_UN)
+                self.assertTrue(got.wait(5))  # ...and takes it once free.
+                thread.join()
+
+        # Never blocked in flock(), where the kernel would hand it the lock ahead of a text
+        # polling for it: it tried, again every YIELD_PAUSE, never faster than a text tries.
+        self.assertGreater(len(tries), 1)
+        self.assertTrue(all(operation & fcntl.LOCK_NB for operation in tries if operation & fcntl.LOCK_EX))
+        self.assertGreater(YIELD_PAUSE, 0.001)
