@@ -66,11 +66,11 @@ class InDoubt(Exception):
 def twilio_session() -> Iterator[Client | None]:
     """One REST client for a run of texts (an outbox tick), closed when it ends.
 
-    Its keep-alive connection spares each text a TCP and TLS handshake, the worker's largest
-    cost per text. A tick is short (seconds), so the connection is never idle long enough for
-    Twilio to close it under us; if it does, urllib3 sees the dropped connection and opens
-    another before sending. None for the console backend, or without credentials (every text
-    is then refused with the reason, by text_post)."""
+    Its keep-alive connection spares each text after the first a new connection (TCP, and
+    TLS with Twilio). A tick lasts seconds at most (outbox_worker.TICK_SECONDS); should Twilio
+    close the idle connection meanwhile, urllib3 sees it dropped and opens another before
+    sending. None for the console backend, or without credentials (every text is then
+    refused with the reason, by text_post)."""
     if settings.SMS_BACKEND == "console" or not (settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN):
         yield None
         return
