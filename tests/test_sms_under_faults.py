@@ -19,6 +19,7 @@ import requests
 from django.db import connection
 from django.test import TransactionTestCase
 
+from conversations.health import PROBE_TIMEOUT
 from conversations.models import Message
 from tests.postgres_server import PostgresServer, postgres_server
 from tests.redis_server import redis_server
@@ -68,7 +69,10 @@ class SmsUnderFaultsTestCase(TransactionTestCase):
         report(traffic, "SQLite write lock held 3 s, deadline 1 s")
         self.assertIn(503, traffic.statuses())
         self.assertLessEqual(traffic.statuses(), {200, 503})
-        self.assertIn(503, traffic.health_between(held_from + 1.2, held_until - 0.2))
+        # A probe is timed when its answer came, and may have queued behind texts that waited
+        # their second for the lock in both workers: its 503 can arrive up to a probe's time
+        # after the hold. Nothing else makes /healthz answer 503 here.
+        self.assertIn(503, traffic.health_between(held_from, held_until + PROBE_TIMEOUT + 1.0))
         assert_nothing_lost(self, traffic, self.committed(traffic))
         last = {sent.sender: sent for sent in traffic.sent}
         self.assertEqual({sent.status for sent in last.values()}, {200})
