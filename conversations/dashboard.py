@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Case, Count, DateField, Min, QuerySet, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Case, Count, DateField, QuerySet, Value, When
 from django.utils import timezone
 
 from conversations.broadcasts import Progress
 from conversations.daily_counts import COUNTED, DailyCount
 from conversations.indexes import FAILED, FAILED_TERM, OPT_IN_TERMS
+from conversations.metrics import outbox_backlog
 from conversations.models import Broadcast, Conversation, Message
 from conversations.refusals import TWILIO_ERRORS
 
@@ -153,11 +153,6 @@ def failures_by_error(since: datetime) -> QuerySet[Message, tuple[Any, ...]]:
     return failed.values_list("error").annotate(n=Count("*")).order_by()
 
 
-def due(now: datetime) -> QuerySet[Message]:
-    """The outbox's texts due and not sent: its partial index (ready() states its terms)."""
-    return Message.objects.ready(now)
-
-
 def _per_day(
     messages: QuerySet[Message], start: datetime, until: datetime | None, *columns: str
 ) -> QuerySet[Message, tuple[Any, ...]]:
@@ -221,6 +216,7 @@ def live_broadcasts() -> list[tuple[Broadcast, Progress]]:
 
 
 def backlog(now: datetime) -> Backlog:
-    """The outbox's texts due and not sent: how many, and how long the oldest has been due."""
-    counted = due(now).aggregate(n=Count("*"), since=Min(Coalesce("send_at", "created_at")))
-    return Backlog(counted["n"], now - counted["since"] if counted["since"] else None)
+    """The outbox's texts due and not sent: how many, and how long the oldest has been due
+    (the same query as /metrics' sms_outbox_pending and its oldest age)."""
+    pending, oldest = outbox_backlog(now)
+    return Backlog(pending, now - oldest if oldest else None)
