@@ -58,6 +58,8 @@ RETRY_FIRST, RETRY_MOST = 1.0, 300.0
 # A claimed row's POST is over after two TWILIO_TIMEOUTs (connect, then read); past this
 # margin more, the worker that claimed it is gone.
 STALE_MARGIN = 10.0
+# A tick behind the pace asks for a helper at most this often (tasks.outbox_help).
+HELP_ASKED_EVERY = 1.0
 CANCELED = "canceled"
 RETRY = "retry"  # Twilio did not process it: tried again after a backoff (sms_texts_sent_total).
 
@@ -67,7 +69,7 @@ def outbox_drain(seconds: float = TICK_SECONDS) -> int:
     until = time.monotonic() + seconds
     if stale := in_pair_transaction(_stale_mark):
         text_sent(Status.UNKNOWN, count=stale)
-    posted, helped = 0, False
+    posted, helped, ask_help_at = 0, False, 0.0
     with twilio_session() as client:
         while (left := until - time.monotonic()) > 0:
             claimed = in_pair_transaction(_claim_next)
@@ -85,7 +87,10 @@ def outbox_drain(seconds: float = TICK_SECONDS) -> int:
                 time.sleep(min(claimed + random.uniform(0, PACE_AHEAD / 2), left))
                 continue
             message, slot = claimed
-            if slot.late and not helped:
+            if slot.late and not helped and time.monotonic() >= ask_help_at:
+                # Not for every late text while a helper waits for a free process: asking
+                # is a transaction in the writer lock, and the answer holds for a while.
+                ask_help_at = time.monotonic() + HELP_ASKED_EVERY
                 helped = in_pair_transaction(_help_wanted)
             time.sleep(max(slot.at - time.time(), 0))  # The slot reserved for it (pacing.py).
             _send(client, message)

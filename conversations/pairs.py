@@ -219,7 +219,9 @@ def outbound_accepted(message: Message, *, sid: str, status: str, our_number: st
 
     def work() -> None:
         now = timezone.now()
-        conversation = _lock_pair(their_number, ours, now=now)
+        conversation = _lock_queued_pair(queued_under, now) if ours == queued_under.recipient else None
+        if conversation is None:
+            conversation = _lock_pair(their_number, ours, now=now)
         store = _window_session(conversation, now)
         store.save()
         conversation.session_id = store.session_key
@@ -236,6 +238,19 @@ def outbound_accepted(message: Message, *, sid: str, status: str, our_number: st
             Conversation.objects.filter(pk=queued_under.pk, messages__isnull=True).delete()
 
     in_pair_transaction(work)
+
+
+def _lock_queued_pair(conversation: Conversation, now: datetime) -> Conversation | None:
+    """Lock the pair a text was queued under, by its key, and read its window; None if the row
+    is gone. The worker's path: the texts it sends have their pair's row already, and need no
+    Caller (_lock_pair reads one for the webhook's reply, in three statements for a pair with
+    no window, as a bulk text's usually is)."""
+    locked = Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
+    if locked is not None:
+        # The session in a statement of its own, as in _lock_pair: one that sees what the
+        # previous holder of the lock committed.
+        locked.window_data = locked.session.session_data if locked.window_live(now) else None
+    return locked
 
 
 def conversation_end(conversation: Conversation) -> None:

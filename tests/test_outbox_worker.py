@@ -3,21 +3,27 @@ Twilio's answers does to a row, and that no row is ever POSTed twice by itself."
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import timedelta
 from unittest import mock
 
+import requests
 from django.conf import settings
 from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from twilio.http.http_client import TwilioHttpClient
 
 from conversations.models import Conversation, Message, OutboxWake
 from conversations.outbox import text_enqueue, texts_enqueue
 from conversations.outbox_worker import outbox_drain
-from conversations.tasks import outbox_tick
+from conversations.pairs import outbound_accepted
+from conversations.tasks import outbox_help, outbox_tick
 from tests.fake_twilio_api import FakeTwilioApi
 from tests.twilio import RECIPIENT, SENDER, TwilioTestCase, reply_of, sign
+from tests.twilio_api_server import TwilioApiServer, twilio_api_server, twilio_library_redirected
 
 OTHER = "+14155559999"
 
@@ -76,6 +82,50 @@ class OutboxWorkerTestCase(TwilioTestCase):
         http_client.assert_called_once_with(timeout=settings.TWILIO_TIMEOUT, max_retries=0)
         self.assertEqual(len(self.api.requests), 3)
         close.assert_called_once()
+
+    def tick_over_http(self, **environment: str) -> TwilioApiServer:
+        """A tick whose requests go through requests and urllib3 to Twilio's API on loopback,
+        in this environment (proxy variables)."""
+        # Either case of each name: Python's proxy lookup prefers the lowercase one, even empty.
+        names = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
+        given = {case(name): environment.get(name, "") for name in names for case in (str.upper, str.lower)}
+        with (
+            twilio_api_server() as api,
+            twilio_library_redirected(api.url),
+            mock.patch.dict(os.environ, given),
+        ):
+            outbox_drain()
+        self.message.refresh_from_db()
+        return api
+
+    def test_a_tick_reads_the_proxy_settings_of_the_environment_once(self) -> None:
+        texts_enqueue(pairs=[("", OTHER), ("", "+14155550100")], body="News")
+        read = mock.patch("requests.sessions.get_environ_proxies", wraps=requests.utils.get_environ_proxies)
+
+        with read as environ_proxies:
+            api = self.tick_over_http()
+
+        # requests reads them again for every request unless told not to: about a tenth of
+        # the worker's CPU per text.
+        self.assertEqual(len(api.posts), 3)
+        environ_proxies.assert_called_once()
+
+    def test_texts_go_through_the_proxy_the_environment_names(self) -> None:
+        with socket.socket() as closed:  # A port nothing listens on: the proxy is down.
+            closed.bind(("127.0.0.1", 0))
+            proxy = f"http://127.0.0.1:{closed.getsockname()[1]}"
+
+        api = self.tick_over_http(HTTP_PROXY=proxy)
+
+        # It never reached Twilio: tried again after a backoff, never in doubt.
+        self.assertEqual((len(api.posts), self.message.status), (0, "pending"))
+        self.assertIn("Could not connect", self.message.error)
+
+        self.backoff_passes()
+        api = self.tick_over_http(HTTP_PROXY=proxy, NO_PROXY="api.twilio.com")
+
+        # (The fake API is at Twilio's address as far as the proxy settings are concerned.)
+        self.assertEqual((len(api.posts), self.message.status), (1, "queued"))
 
     def test_it_retries_a_429_after_a_backoff_and_sends_it_once(self) -> None:
         self.api.too_many_requests()
@@ -197,6 +247,23 @@ class OutboxWorkerTestCase(TwilioTestCase):
         self.assertEqual(later.status, "scheduled")
         self.assertEqual(self.api.requests, [])
 
+    def test_twilios_yes_to_a_bulk_text_is_recorded_in_four_statements(self) -> None:
+        Message.objects.filter(pk=self.message.pk).update(status="sending")
+        sending = Message.objects.select_related("conversation").get(pk=self.message.pk)
+
+        with CaptureQueriesContext(connection) as statements:
+            outbound_accepted(sending, sid="SM" + "a" * 32, status="queued")
+
+        # The pair's row locked by its key (no Caller, no lookup by numbers: the texts the
+        # worker sends have their row already), the new window's session, the conversation,
+        # the text: in the writer lock on SQLite, so every statement spared is the webhook's.
+        done = [query["sql"].split()[0] for query in statements.captured_queries]
+        self.assertEqual(
+            [word for word in done if word not in ("SAVEPOINT", "RELEASE")],
+            ["SELECT", "INSERT", "UPDATE", "UPDATE"],
+        )
+        self.assertEqual(reply_of(self.twilio.text(cookie="")), "Friend has messaged +15005550006 1 time.")
+
 
 class OutboxIndexTestCase(TwilioTestCase):
     def test_the_worker_finds_the_texts_to_send_on_the_outbox_index_not_every_message(self) -> None:
@@ -273,6 +340,19 @@ class OutboxWakeTestCase(TwilioTestCase):
         # Behind the pace twice: the helper the first tick asked for, which no process has
         # taken (all busy), is enough.
         self.assertEqual(self.helpers_asked_for(batches=2), 1)
+
+    @override_settings(SMS_BACKEND="console", TWILIO_FROM_NUMBER=RECIPIENT, SMS_SEND_RATE=1000)
+    def test_a_tick_behind_the_pace_asks_for_a_helper_at_most_once_a_second(self) -> None:
+        OutboxWake.objects.create(pk=1, helper_at=timezone.now())  # One waits for a free process.
+        texts_enqueue(pairs=[("", f"+1415555{n:04d}") for n in range(5)], body="Hi")
+
+        with mock.patch("conversations.outbox_worker.outbox_help", wraps=outbox_help) as asked:
+            outbox_drain()
+
+        # Each text went late, in a few milliseconds: asking is a transaction in the writer
+        # lock, and "no" holds for a while.
+        self.assertEqual(Message.objects.filter(status="sent").count(), 5)
+        asked.assert_called_once()
 
     @override_settings(SMS_BACKEND="console", TWILIO_FROM_NUMBER=RECIPIENT, SMS_SEND_RATE=1000)
     def test_a_helper_that_began_lets_the_next_tick_behind_the_pace_ask_for_another(self) -> None:

@@ -13,11 +13,12 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from unittest import mock
 from urllib.parse import parse_qs
 
 from twilio.http.http_client import TwilioHttpClient
@@ -148,9 +149,18 @@ def twilio_library_redirect(api_url: str) -> None:
     """Send the twilio library's HTTP client to the fake API at `api_url` instead of
     api.twilio.com, in a worker process's settings. The client is otherwise the real one: its
     timeout, its connection pool, requests and urllib3 all do what they do in production."""
-    request = TwilioHttpClient.request
+    TwilioHttpClient.request = _to_the_fake_api(TwilioHttpClient.request, api_url)  # type: ignore[method-assign]
 
+
+@contextmanager
+def twilio_library_redirected(api_url: str) -> Iterator[None]:
+    """twilio_library_redirect() for the time of a `with` block, in the test's own process."""
+    with mock.patch.object(TwilioHttpClient, "request", _to_the_fake_api(TwilioHttpClient.request, api_url)):
+        yield
+
+
+def _to_the_fake_api(request: Callable[..., Response], api_url: str) -> Callable[..., Response]:
     def to_the_fake_api(self: TwilioHttpClient, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         return request(self, method, url.replace("https://api.twilio.com", api_url), *args, **kwargs)
 
-    TwilioHttpClient.request = to_the_fake_api  # type: ignore[method-assign]
+    return to_the_fake_api
