@@ -156,8 +156,21 @@ class MessageQuerySet(models.QuerySet):
         paused or canceled broadcast."""
         running = Q(broadcast__isnull=True) | Q(broadcast__status__in=Broadcast.RUNNING)
         due = Q(send_at__isnull=True) | Q(send_at__lte=now)
-        # The outbox index's own terms, written out (indexes.Constant): SQLite reads every text without.
-        return self.filter(one_of("status", OUTBOX_WAITING), due, running, status__in=Message.READY)
+        return self.in_outbox().filter(due, running, status__in=Message.READY)
+
+    def due_later(self, now: datetime) -> MessageQuerySet:
+        """Texts the worker is to send after now: scheduled, or backing off after a 429."""
+        return self.in_outbox().filter(status__in=Message.READY, send_at__gt=now)
+
+    def sending(self) -> MessageQuerySet:
+        """Texts a worker has claimed and not heard back from Twilio about."""
+        return self.in_outbox().filter(status=Message.Status.SENDING)
+
+    def in_outbox(self) -> MessageQuerySet:
+        """Texts the worker has not finished with, read on the outbox's partial indexes. SQLite
+        uses one only for a WHERE with its very terms, written out (indexes.Constant): without
+        them it reads every text, inside the writer lock for some of these queries."""
+        return self.filter(one_of("status", OUTBOX_WAITING))
 
     def from_twilio(self, sender: str) -> MessageQuerySet:
         """Texts Twilio delivered from this sender's number, by SMS or WhatsApp: a real customer's."""
@@ -285,10 +298,15 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation", "created_at"], name="message_history"),
             *MESSAGE_INDEXES,  # The dashboard's, message_created_at_kind serving created_at's own.
-            # Small: only the rows waiting in the outbox are in it.
+            # Small: only the rows waiting in the outbox are in them. The worker claims the
+            # first in its order (priority, then age), found without sorting the backlog for
+            # each text; texts due later are found by their time.
             models.Index(
-                fields=["status", "send_at"], name="message_outbox", condition=Q(status__in=OUTBOX_WAITING)
+                fields=["-priority", "id"],
+                name="message_outbox_order",
+                condition=Q(status__in=OUTBOX_WAITING),
             ),
+            models.Index(fields=["send_at"], name="message_outbox", condition=Q(status__in=OUTBOX_WAITING)),
         ]
 
     def __str__(self) -> str:

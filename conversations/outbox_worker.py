@@ -114,9 +114,7 @@ def status_callback_url(message: Message) -> str | None:
 
 def _stale_mark() -> int:
     stale = timedelta(seconds=2 * settings.TWILIO_TIMEOUT + STALE_MARGIN)
-    left_behind = Message.objects.filter(
-        status=Status.SENDING, sid__isnull=True, claimed_at__lt=timezone.now() - stale
-    )
+    left_behind = Message.objects.sending().filter(sid__isnull=True, claimed_at__lt=timezone.now() - stale)
     return left_behind.update(
         status=Status.UNKNOWN,
         error="The worker stopped while sending it: Twilio may have it. Re-send only if it did not arrive.",
@@ -214,7 +212,6 @@ def _refused(message: Message, refusal: Refused) -> None:
 
 def _wake_for_later() -> None:
     """A tick for the earliest text that may go later (scheduled, or backing off)."""
-    later = Message.objects.filter(status__in=Message.READY, send_at__gt=timezone.now())
-    earliest = later.aggregate(earliest=Min("send_at"))["earliest"]
+    earliest = Message.objects.due_later(timezone.now()).aggregate(earliest=Min("send_at"))["earliest"]
     if earliest is not None:
         in_pair_transaction(partial(outbox_wake, earliest))

@@ -63,7 +63,7 @@ def _tick_begin(helper: bool) -> None:
     successor = now + timedelta(seconds=settings.OUTBOX_POLL)
     # Texts to send by then, or in flight: the successor first, so that the chain outlives a
     # tick killed while sending them. (A text due later has a tick of its own at its time.)
-    if Message.objects.ready(successor).union(Message.objects.filter(status=Message.Status.SENDING)).exists():
+    if Message.objects.ready(successor).union(Message.objects.sending()).exists():
         outbox_wake(successor)
 
 

@@ -258,7 +258,8 @@ class DashboardPlansTestCase(TestCase):
             with self.subTest(name):
                 plan = self.plan(queryset)
                 self.assertIn(index, plan)
-                self.assertNotIn("SCAN conversations_", plan)
+                # A table read whole; a partial index may be (the backlog's holds only it).
+                self.assertNotRegex(plan, r"SCAN conversations_\w+( /|$)")
 
 
 @override_settings(TIME_ZONE=ZONE)

@@ -11,6 +11,7 @@ from unittest import mock
 import requests
 from django.conf import settings
 from django.db import connection
+from django.db.models import QuerySet
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -266,20 +267,47 @@ class OutboxWorkerTestCase(TwilioTestCase):
 
 
 class OutboxIndexTestCase(TwilioTestCase):
-    def test_the_worker_finds_the_texts_to_send_on_the_outbox_index_not_every_message(self) -> None:
-        claim = (
-            Message.objects.ready(timezone.now()).select_related("conversation").order_by("-priority", "pk")
-        )
+    def setUp(self) -> None:
+        super().setUp()
+        now = timezone.now()
+        claim = Message.objects.ready(now).select_related("conversation").order_by("-priority", "pk")[:1]
+        self.queries = {
+            "claim": claim,  # _claim_next, in the writer lock for each text
+            "due later": Message.objects.due_later(now),  # the tick that wakes for later texts
+            "in flight": Message.objects.ready(now).union(Message.objects.sending()),  # a tick's start
+        }
 
+    def test_the_worker_reads_the_outbox_indexes_not_every_message(self) -> None:
+        for name, query in self.queries.items():
+            with self.subTest(name):
+                self.assertNotRegex(self.plan(query), FULL_SCAN[connection.vendor])
+
+    def test_the_worker_claims_the_next_text_without_sorting_the_backlog(self) -> None:
+        texts_enqueue(pairs=[(RECIPIENT, f"+1415555{n:04d}") for n in range(2000)], body="News")
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:  # Its planner weighs the rows it knows of.
+                cursor.execute("ANALYZE conversations_message")
+
+        plan = self.plan(self.queries["claim"])
+
+        # The first waiting text in the outbox's order, found in its index: not all of them
+        # read and sorted for each text (a 10,000-text broadcast made that 0.8 ms on SQLite).
+        self.assertIn("message_outbox_order", plan)
+        self.assertNotIn("TEMP B-TREE" if connection.vendor == "sqlite" else "Sort", plan)
+
+    def plan(self, query: QuerySet[Message]) -> str:
         if connection.vendor == "sqlite":
-            # SQLite takes a partial index only for a WHERE with its very terms (ready() writes
-            # them out); without them it reads the whole table: "SCAN conversations_message".
-            self.assertIn("SEARCH conversations_message USING INDEX message_outbox", claim.explain())
-            return
+            # SQLite takes a partial index only for a WHERE with its very terms (in_outbox()
+            # writes them out); without them it reads the whole table.
+            return query.explain()
         with connection.cursor() as cursor:
             # The table is small enough to read whole: forbid it, to see that an index serves.
             cursor.execute("SET LOCAL enable_seqscan = off")
-            self.assertNotIn("Seq Scan on conversations_message", claim.explain())
+            return query.explain()
+
+
+# How each database says it read a whole table.
+FULL_SCAN = {"sqlite": r"SCAN conversations_message($|\n)", "postgresql": "Seq Scan on conversations_message"}
 
 
 class OutboxWakeTestCase(TwilioTestCase):
