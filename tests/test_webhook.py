@@ -231,6 +231,16 @@ class TwilioWebhookMiddlewareTestCase(TwilioTestCase):
 
                 self.assertEqual(browser_middlewares_of(response), BROWSER_MIDDLEWARES)
 
+    def test_it_resolves_paths_afresh_once_the_urlconf_changes(self) -> None:
+        self.assertEqual(self.twilio.text().status_code, 200)
+
+        with override_settings(ROOT_URLCONF="tests.urls"):  # Which has no /sms/.
+            response = self.twilio.text()
+
+        self.assertEqual(response.status_code, 404)
+        self.assertEqual(browser_middlewares_of(response), BROWSER_MIDDLEWARES)
+        self.assertEqual(self.twilio.text().status_code, 200)
+
     @override_settings(ROOT_URLCONF="tests.urls", TWILIO_REQUIRE_SIGNATURE=False)
     def test_a_twilio_view_that_is_not_csrf_exempt_keeps_every_middleware(self) -> None:
         response = Client(enforce_csrf_checks=True).post("/not-exempt/", {"From": "+14155550001"})
