@@ -46,10 +46,9 @@ def _lock_sql(vendor: str) -> str:
 
 
 def locked_for_text(
-    using: str, sender: str, recipient: str, *, sid: str | None, now: datetime
+    db: BaseDatabaseWrapper, sender: str, recipient: str, *, sid: str | None, now: datetime
 ) -> tuple[str, dict[str, Any]]:
-    """The statement of ConversationQuerySet.locked_for_text(), and its parameters."""
-    db = connections[using]
+    """The statement of ConversationQuerySet.locked_for_text() on this connection, and its parameters."""
     return _lock_sql(db.vendor), {
         "now": _datetime(db, now),
         "sid": sid,
@@ -67,8 +66,8 @@ def fetch_locked(
     raw()'s own work per query, which cost more than the statement: resolving the columns
     against the model and the converters of each, again on every text.
     """
-    sql, params = locked_for_text(using, sender, recipient, sid=sid, now=now)
-    db = connections[using]
+    db = connections[using]  # Once: each lookup is a thread-local's, about a µs.
+    sql, params = locked_for_text(db, sender, recipient, sid=sid, now=now)
     with db.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()

@@ -21,15 +21,16 @@ if TYPE_CHECKING:
 FORWARDED_HOST_HEADERS = ("HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT")
 
 
-@lru_cache(maxsize=8)
-def _trusted_networks(allowed: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in allowed if entry.strip())
-
-
 def is_trusted_proxy(remote_addr: str) -> bool:
     """Whether the peer may set forwarded headers: gunicorn's rule for forwarded_allow_ips
     (addresses or networks, "*" for any; a UNIX socket peer has no address and is trusted)."""
-    allowed = tuple(settings.FORWARDED_ALLOW_IPS)
+    return _is_trusted(remote_addr, tuple(settings.FORWARDED_ALLOW_IPS))
+
+
+# Kept per peer: behind the proxy every request comes from the same address or two, and
+# parsing it and testing it against each network cost several µs of every text.
+@lru_cache(maxsize=256)
+def _is_trusted(remote_addr: str, allowed: tuple[str, ...]) -> bool:
     if "*" in allowed or not remote_addr:
         return True
     try:
@@ -37,6 +38,11 @@ def is_trusted_proxy(remote_addr: str) -> bool:
     except ValueError:
         return False
     return any(address in network for network in _trusted_networks(allowed))
+
+
+@lru_cache(maxsize=8)
+def _trusted_networks(allowed: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in allowed if entry.strip())
 
 
 def untrusted_forwarded_host_middleware(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:

@@ -34,7 +34,8 @@ class _Lists(dict[str, list[str]]):
 
 
 def is_signed_by_twilio(request: HttpRequest) -> bool:
-    signature = request.headers.get("X-Twilio-Signature", "")
+    # From the WSGI environ: request.headers would build a dict of every header for this one.
+    signature = request.META.get("HTTP_X_TWILIO_SIGNATURE", "")
     # Twilio's signature is base64; compare_digest() raises on a str that is not ASCII.
     if not signature or not signature.isascii():
         return False

@@ -2,7 +2,7 @@ import hmac
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
-from django.template.loader import render_to_string
+from django.template import Context, Engine
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -25,7 +25,11 @@ def sms(request: TextRequest) -> str:
     count = request.session.get("count", 0) + 1
     request.session["count"] = count
     context = {"name": request.caller_name, "to": request.text.recipient, "count": count}
-    return render_to_string("conversations/reply.txt", context).strip()
+    # The words are the template's; rendered by its own engine (whose loader keeps it compiled)
+    # with a plain Context: render_to_string's search of every engine and its context wrapper
+    # cost a few µs of every text. Plain text: TwiML does the XML escaping.
+    template = Engine.get_default().get_template("conversations/reply.txt")
+    return template.render(Context(context, autoescape=False)).strip()
 
 
 @csrf_exempt

@@ -11,6 +11,9 @@ Twilio-shaped (texts.not_from_twilio).
 (texts.py), hands the text to the pair's operations (pairs.py), and answers: TwiML with the
 reply and the window's cookie, 400 for what cannot be a text, 503 when nothing could be
 committed in time.
+
+`twilio_webhook_middleware` serves the views behind the gate without the browser middlewares
+(sessions, CSRF, logins, messages, static files, security headers), which do nothing for Twilio.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import cast
 from urllib.parse import parse_qsl
 
@@ -27,6 +30,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden, QueryDict
+from django.urls import Resolver404, ResolverMatch, URLResolver, get_resolver
 
 from conversations.form_bodies import parse_post
 from conversations.locks import DeadlinePassed
@@ -80,7 +84,63 @@ def signed_by_twilio(view: View) -> View:
             return HttpResponseBadRequest(reason)
         return view(request)
 
+    # Read through the decorators above it (functools.wraps copies it): twilio_webhook_middleware.
+    wrapper.twilio_webhook = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def twilio_webhook_middleware(get_response: View) -> View:
+    """Serve Twilio's webhooks here, past the middlewares below, which are for browsers.
+
+    It comes right after the log and proxy middlewares, whose work every request needs. A view
+    behind signed_by_twilio and csrf_exempt is one for Twilio, and what the rest would do for
+    it is nothing, or nothing Twilio reads, at a cost of about a tenth of a text's CPU:
+    sessions (the pair's is read under its lock, and _drop_session gives the middleware none),
+    CSRF (exempt), logins, lockouts and messages (no user), static files (not under
+    STATIC_URL), the headers that tell browsers how to frame, sniff, refer and keep to HTTPS,
+    and CommonMiddleware's redirects (which would lose the POST and its signature). Status,
+    body, Content-Type, Content-Length and the pair's cookie are what they were.
+
+    Kept from them: ALLOWED_HOSTS (400), and SECURE_SSL_REDIRECT: a webhook over plain HTTP
+    goes down the whole stack, so SecurityMiddleware redirects it (or serves an exempt path) as
+    it always has. Every other request, and any view without both marks, takes every middleware.
+    """
+    https_only = settings.SECURE_SSL_REDIRECT  # Read once, as SecurityMiddleware reads it.
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        match = _twilio_view_of(request)
+        if match is None or (https_only and not request.is_secure()):
+            return get_response(request)
+        request.get_host()  # Checks ALLOWED_HOSTS, as CommonMiddleware does for every request.
+        request.resolver_match = match  # What Django's handler sets before calling a view.
+        response: HttpResponse = match.func(request, *match.args, **match.kwargs)
+        if not response.streaming and not response.has_header("Content-Length"):
+            # As CommonMiddleware sets it: without it, gunicorn would send the TwiML chunked.
+            response.headers["Content-Length"] = str(len(response.content))
+        return response
+
+    return middleware
+
+
+def _twilio_view_of(request: HttpRequest) -> ResolverMatch | None:
+    return _twilio_match(get_resolver(getattr(request, "urlconf", None)), request.path_info)
+
+
+# What a path resolves to depends only on the URLconf, whose resolver is a new object whenever
+# it changes (clear_url_caches()): so the paths Twilio calls are resolved once per process, not
+# on every text (about 20 µs each). The matches are shared, and never changed once made.
+# (With i18n_patterns it would depend on the active language too; this project has none.)
+@lru_cache(maxsize=256)
+def _twilio_match(resolver: URLResolver, path: str) -> ResolverMatch | None:
+    try:
+        match = resolver.resolve(path)
+    except Resolver404:
+        return None  # The whole stack answers (CommonMiddleware may redirect to a slash).
+    view = match.func
+    # Not exempt, the CSRF middleware would refuse its POSTs: so it keeps every middleware.
+    if getattr(view, "twilio_webhook", False) and getattr(view, "csrf_exempt", False):
+        return match
+    return None
 
 
 def _undecodable(request: HttpRequest) -> bool:

@@ -41,6 +41,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "conversations.logs.text_context_middleware",
     "conversations.proxies.untrusted_forwarded_host_middleware",
+    # Twilio's webhooks are served from here: the rest are for browsers (conversations/webhook.py).
+    "conversations.webhook.twilio_webhook_middleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -75,3 +75,12 @@ class ForwardedHostTestCase(TestCase):
     @override_settings(FORWARDED_ALLOW_IPS=["*"])
     def test_a_star_trusts_every_peer_as_gunicorn_does(self) -> None:
         self.assertEqual(self.host_seen_from("203.0.113.7"), "sms.example.com")
+
+    def test_it_decides_again_for_the_same_peer_once_the_trusted_proxies_change(self) -> None:
+        # Each peer's answer is kept (proxies.py), but only for the FORWARDED_ALLOW_IPS it was given.
+        seen = []
+        for allowed in (["127.0.0.1"], ["203.0.113.0/24"], ["127.0.0.1"]):
+            with override_settings(FORWARDED_ALLOW_IPS=allowed):
+                seen.append(self.host_seen_from("203.0.113.7"))
+
+        self.assertEqual(seen, ["testserver", "sms.example.com", "testserver"])

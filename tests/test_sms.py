@@ -1,6 +1,9 @@
+import tempfile
 import xml.etree.ElementTree as ET
 from datetime import timedelta
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.test import override_settings
@@ -80,6 +83,19 @@ class SmsReplyTestCase(TwilioTestCase):
 
         self.assertEqual(reply_of(response), "<b>Rey & \"Finn\" 'o'</b> has messaged +15005550006 1 time.")
         self.assertEqual(Message.objects.get().body, "<script>&amp;</script>")
+
+    def test_it_takes_the_words_of_the_reply_from_its_template_without_html_escaping(self) -> None:
+        Caller.objects.create(phone_number=SENDER, name="Rey & <Finn>")
+        directory = Path(self.enterContext(tempfile.TemporaryDirectory()))
+        (directory / "conversations").mkdir()
+        # No {% autoescape off %}: the reply is plain text whatever the template says.
+        (directory / "conversations" / "reply.txt").write_text("{{ count }} from {{ name }} to {{ to }}\n")
+        templates = [{**settings.TEMPLATES[0], "DIRS": [directory]}]
+
+        with override_settings(TEMPLATES=templates):
+            response = self.twilio.text()
+
+        self.assertEqual(reply_of(response), "1 from Rey & <Finn> to +15005550006")
 
     def test_it_records_long_emoji_and_rtl_bodies_exactly(self) -> None:
         for body in ("x" * 1600, "👋🏽 héllo 🇺🇸", "مرحبا بالعالم", "שלום"):

@@ -72,6 +72,7 @@ class Twilio:
         response = self.client.post(
             path,
             params,
+            secure=self.base_url.startswith("https:"),  # Twilio calls the scheme it was given.
             headers={
                 "X-Twilio-Signature": sign(self.base_url + path, params),
                 "Cookie": f"{settings.SESSION_COOKIE_NAME}={jar}" if jar else "",

@@ -2,11 +2,11 @@
 
 import time
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
-from conversations.webhook import sms_conversation
+from conversations.webhook import signed_by_twilio, sms_conversation
 
 
 @csrf_exempt
@@ -38,4 +38,16 @@ def slow(request: HttpRequest) -> str:
     return "Done."
 
 
-urlpatterns = [path("echo/", echo), path("silent/", silent), path("broken/", broken), path("slow/", slow)]
+# Behind Twilio's gate but not CSRF-exempt: twilio_webhook_middleware leaves it to every middleware.
+@signed_by_twilio
+def not_exempt(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("Served.")
+
+
+urlpatterns = [
+    path("echo/", echo),
+    path("silent/", silent),
+    path("broken/", broken),
+    path("slow/", slow),
+    path("not-exempt/", not_exempt),
+]
