@@ -145,8 +145,14 @@ def _lock_pair(sender: str, recipient: str, *, sid: str | None = None, now: date
         ignore_conflicts=True,
     )
     pair = Conversation.objects.for_pair(sender, recipient).with_caller().with_message_seen(sid)
-    conversation = pair.select_for_update().get()
-    conversation.window_data = conversation.session.session_data if conversation.window_live(now) else None
+    return _read_window(pair.select_for_update().get(), now)
+
+
+def _read_window(conversation: Conversation, now: datetime) -> Conversation:
+    """Read the locked pair's live window (window_data), in a statement of its own: one that
+    sees what the previous holder of the lock committed."""
+    session = conversation.session if conversation.window_live(now) else None  # Read by window_live.
+    conversation.window_data = session.session_data if session is not None else None
     return conversation
 
 
@@ -246,11 +252,7 @@ def _lock_queued_pair(conversation: Conversation, now: datetime) -> Conversation
     Caller (_lock_pair reads one for the webhook's reply, in three statements for a pair with
     no window, as a bulk text's usually is)."""
     locked = Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
-    if locked is not None:
-        # The session in a statement of its own, as in _lock_pair: one that sees what the
-        # previous holder of the lock committed.
-        locked.window_data = locked.session.session_data if locked.window_live(now) else None
-    return locked
+    return None if locked is None else _read_window(locked, now)
 
 
 def conversation_end(conversation: Conversation) -> None:
