@@ -2,8 +2,9 @@
 
 SQLite serializes writers itself, but a writer that finds the database locked polls it,
 sleeping up to 100 ms between tries, so waiting processes idle while the lock is free. An
-flock() on a file beside the database hands it over within a millisecond. PostgreSQL needs
-none of this: its row locks wake waiters at once.
+flock() on a file beside the database is handed over by the kernel the moment it is free: a
+text waits for it blocked in flock() (in a thread of its process's own, since flock() has no
+timeout). PostgreSQL needs none of this: its row locks wake waiters at once.
 
 A text has one deadline (WEBHOOK_DEADLINE, below Twilio's 15 s): the file lock, SQLite's busy
 timeout and PostgreSQL's lock_timeout all wait at most until then, so a text is either
@@ -13,8 +14,10 @@ committed in time or rolled back and answered 503.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -25,9 +28,24 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from conversations.metrics import lock_waited
 
-# How often a writer without a deadline tries the lock while it is taken: texts try at least
-# every millisecond, so a text waiting for it goes before.
+logger = logging.getLogger(__name__)
+
+# A writer without a deadline (the outbox's worker, the admin, a command) tries the lock this
+# often while it is taken, so that a text waiting for it, blocked in flock(), gets it first;
+# after YIELD_FOR it queues in flock() too. Under texts flat out (550/s, two web processes
+# taking turns), polling alone got the outbox's worker a slot so seldom that it sent 37
+# texts/s instead of its 50.
 YIELD_PAUSE = 0.002
+YIELD_FOR = 0.02
+# Every this many writes, a process copies SQLite's WAL into the database file (a PASSIVE
+# checkpoint) once it has released the writer lock. SQLite's own checkpoint runs inside the
+# COMMIT that grows the WAL past wal_autocheckpoint pages, so with the writer lock held: at
+# its default (1,000 pages, about 78 texts) 1 text in 78 took 3.5-4.7 ms to commit instead of
+# 0.06 ms, while every other writer waited. Under steady writes from several processes, a
+# checkpoint outside the lock seldom catches up with the last commit, and only one that does
+# lets the WAL start over from its beginning: SQLite's own, raised to 10,000 pages (40 MB) in
+# settings.py, still does that now and then, with only what came since the last one to copy.
+CHECKPOINT_EVERY = 100
 # Waits are tightened only when less than this is left of the connection's own timeout: a
 # fresh text runs no extra statement.
 SLACK = 0.05
@@ -41,13 +59,95 @@ class _ProcessWriterLock:
     """A database's writer lock as this process takes it.
 
     Threads queue on a lock of the process's own, which wakes the next one at once and costs
-    nothing while they wait; only the thread in front tries the file lock that the processes
-    hold in turn, so at most one thread per process polls it.
+    nothing while they wait; only the thread in front goes for the file lock that the
+    processes hold in turn.
+
+    A text waits for the file lock blocked in flock(), where the kernel hands it over the
+    moment it is free; polling found it only on its next try, and with two processes taking
+    turns that left a core idle: 1,291 texts/s polling, 1,548 blocked (one `make bench` each).
+    flock() has no timeout, so the blocked call runs in a thread of its own, and the text waits
+    for that thread's word until its deadline. A text that gives up leaves the call blocked:
+    the next one takes it over, and a lock it gets for nobody is released at once. While that
+    call is blocked, nothing else here touches the file lock: the same open file is the same
+    holder, so any other flock() of ours would be granted beside it, and the call's release
+    would then free a lock that a text holds.
     """
 
     def __init__(self, path: str) -> None:
         self.threads = threading.Lock()
         self.file = open(path, "a+b")  # noqa: SIM115  (kept open for the process's life)
+        # Plain locks as signals between the two threads: a Condition (an Event's) costs
+        # several times more to wait on and to wake.
+        self.guard = threading.Lock()
+        self.blocked = False  # True while the waiting thread is in flock() (or about to be).
+        self.go = threading.Lock()  # Released to send the waiting thread into flock().
+        self.go.acquire()
+        self.request: threading.Lock | None = None  # Released once the lock is the requester's.
+        self.waiting_thread: threading.Thread | None = None
+        self.writes = 0  # Counted while held: CHECKPOINT_EVERY.
+
+    def take_file_lock(self, deadline: float | None) -> None:
+        """Hold the file lock for this process by the deadline; the caller holds `threads`."""
+        fd = self.file.fileno()
+        # Only the caller sets `blocked`, and the waiting thread clears it: once clear, the
+        # thread keeps away from the file lock until the caller sets it again.
+        if not self.blocked:
+            if _try_flock(fd):
+                return
+            if deadline is None:
+                if not _poll(fd, YIELD_FOR):
+                    fcntl.flock(fd, fcntl.LOCK_EX)  # No deadline to keep: blocked right here.
+                return
+        request = threading.Lock()
+        request.acquire()
+        with self.guard:
+            self.request = request
+            if not self.blocked:
+                self.blocked = True
+                self.go.release()
+            if self.waiting_thread is None:
+                self.waiting_thread = threading.Thread(
+                    target=self._wait, name="sqlite-writer-lock", daemon=True
+                )
+                self.waiting_thread.start()
+        if request.acquire(timeout=-1 if deadline is None else max(deadline - time.monotonic(), 0.0)):
+            return
+        with self.guard:
+            if request.acquire(blocking=False):  # Given in the meantime.
+                return
+            self.request = None
+        raise DeadlinePassed("the database's writer lock was held past the deadline")
+
+    def _wait(self) -> None:
+        fd = self.file.fileno()
+        while True:
+            self.go.acquire()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with self.guard:
+                self.blocked = False
+                request, self.request = self.request, None
+                if request is None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)  # Its text gave up waiting.
+                else:
+                    request.release()
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _poll(fd: int, patience: float) -> bool:
+    """Try the file lock every YIELD_PAUSE for `patience` seconds: whether it was taken."""
+    give_up = time.monotonic() + patience
+    while not _try_flock(fd):
+        if time.monotonic() >= give_up:
+            return False
+        time.sleep(YIELD_PAUSE)
+    return True
 
 
 _by_path: dict[str, _ProcessWriterLock] = {}
@@ -78,31 +178,6 @@ def _forget_inherited_locks() -> None:
 os.register_at_fork(after_in_child=_forget_inherited_locks)
 
 
-def _flock(fd: int, deadline: float | None) -> None:
-    if deadline is None:
-        # A writer with no deadline (the outbox's worker, the admin, a command) polls as well,
-        # more slowly than a text: blocked in flock() it would be woken the moment the lock is
-        # free and win every race against the texts polling for it, so that a text would wait
-        # behind each of them in turn. Polling, it lets a waiting text go first.
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                time.sleep(YIELD_PAUSE)
-    pause = 0.0001
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise DeadlinePassed("the database's writer lock was held past the deadline") from None
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, 0.001)
-
-
 class HeldLock:
     """The writer lock, held until released, at most once."""
 
@@ -130,17 +205,32 @@ def writer_lock(using: str = "default", deadline: float | None = None) -> Iterat
         if not lock.threads.acquire(timeout=wait):
             raise DeadlinePassed("the database's writer lock was held past the deadline")
         try:
-            _flock(lock.file.fileno(), deadline)
+            lock.take_file_lock(deadline)
         except BaseException:
             lock.threads.release()
             raise
     finally:
         lock_waited(time.perf_counter() - started)  # Waits that ran out included.
     held = HeldLock(lock)
+    lock.writes += 1
+    checkpoint_due = lock.writes % CHECKPOINT_EVERY == 0
     try:
         yield held
     finally:
         held.release()
+    if checkpoint_due:
+        _checkpoint(connection)
+
+
+def _checkpoint(connection: BaseDatabaseWrapper) -> None:
+    """Copy the WAL's pages into the database file, with the writer lock free (CHECKPOINT_EVERY)."""
+    if connection.in_atomic_block or connection.connection is None:
+        return  # Inside a transaction SQLite could not finish it; the next one will.
+    try:
+        connection.connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except sqlite3.Error:
+        # Committed all the same: SQLite's own checkpoint (wal_autocheckpoint) tries again.
+        logger.warning("The WAL checkpoint failed", exc_info=True)
 
 
 @contextmanager

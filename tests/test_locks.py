@@ -1,24 +1,34 @@
-"""The SQLite writer lock (conversations/locks.py) across processes that fork: a child never
-keeps its parent's lock alive."""
+"""The SQLite writer lock (conversations/locks.py): a child never keeps its parent's lock alive,
+a text waits for it in the kernel and never past its deadline, and writers checkpoint the WAL
+once they have let it go."""
 
 from __future__ import annotations
 
 import fcntl
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
+import time
 from pathlib import Path
 from unittest import mock
 
-from django.db import connections
-from django.test import SimpleTestCase
+from django.db import connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.test import SimpleTestCase, TransactionTestCase
 
-from conversations.locks import YIELD_PAUSE, writer_lock
+from conversations import locks
+from conversations.locks import YIELD_PAUSE, DeadlinePassed, writer_lock
+from conversations.models import Caller
 from tests.server import BASE_DIR
+
+# The sizes of SQLite's WAL file: its header, and each frame's (before its page).
+WAL_HEADER = 32
+WAL_FRAME_HEADER = 24
 
 # A worker that forks a long-lived child (RQ's scheduler does) while it holds the writer lock,
 # and is then SIGKILLed mid-transaction.
@@ -70,39 +80,230 @@ class ForkedChildTestCase(SimpleTestCase):
 
 
 class WriterWithoutDeadlineTestCase(SimpleTestCase):
-    def test_a_writer_without_a_deadline_waits_by_polling_so_a_waiting_text_goes_first(self) -> None:
+    """A writer without a deadline (the outbox's worker, the admin) lets texts waiting for the
+    lock go first for YIELD_FOR, then queues with them."""
+
+    def setUp(self) -> None:
         if connections["default"].vendor != "sqlite":
             self.skipTest("SQLite's writer lock (PostgreSQL has none: its row locks wake waiters)")
-        with tempfile.TemporaryDirectory() as directory:
-            database = str(Path(directory) / "db.sqlite3")
-            holder = self.enterContext(open(f"{database}.lock", "a+b"))  # Another writer, this file.
-            fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
-            tries: list[int] = []
-            real_flock = fcntl.flock
+        directory = self.enterContext(tempfile.TemporaryDirectory())
+        database = str(Path(directory) / "db.sqlite3")
+        self.enterContext(mock.patch.dict(connections["default"].settings_dict, {"NAME": database}))
+        self.holder = self.enterContext(open(f"{database}.lock", "a+b"))  # Another writer, this file.
+        fcntl.flock(self.holder.fileno(), fcntl.LOCK_EX)
 
-            def flock(fd: int, operation: int) -> None:
-                tries.append(operation)
-                real_flock(fd, operation)
+    def test_a_waiting_text_goes_before_a_writer_without_a_deadline(self) -> None:
+        order: list[str] = []
+        # The writer is another process's: a lock of its own on the same file (within one
+        # process, threads take turns on a lock of the process's first).
+        other_process = locks._ProcessWriterLock(f"{connections['default'].settings_dict['NAME']}.lock")
+        self.addCleanup(other_process.file.close)
 
-            got = threading.Event()
+        def writer() -> None:
+            other_process.take_file_lock(None)
+            order.append("writer")
 
-            def writer() -> None:
-                with writer_lock():
-                    got.set()
+        def text() -> None:
+            with writer_lock(deadline=time.monotonic() + 10):
+                order.append("text")
 
-            with (
-                mock.patch.dict(connections["default"].settings_dict, {"NAME": database}),
-                mock.patch("conversations.locks.fcntl.flock", side_effect=flock),
-            ):
-                thread = threading.Thread(target=writer)
-                thread.start()
-                self.assertFalse(got.wait(0.05))  # Held by the other writer: it waits...
-                real_flock(holder.fileno(), fcntl.LOCK_UN)
-                self.assertTrue(got.wait(5))  # ...and takes it once free.
-                thread.join()
-
-        # Never blocked in flock(), where the kernel would hand it the lock ahead of a text
-        # polling for it: it tried, again every YIELD_PAUSE, never faster than a text tries.
-        self.assertGreater(len(tries), 1)
-        self.assertTrue(all(operation & fcntl.LOCK_NB for operation in tries if operation & fcntl.LOCK_EX))
+        with mock.patch.object(locks, "YIELD_FOR", 10.0):
+            writing = threading.Thread(target=writer)
+            writing.start()
+            time.sleep(0.05)  # Polling by now.
+            texting = threading.Thread(target=text)
+            texting.start()
+            time.sleep(0.05)  # Blocked in flock() by now, behind the writer's turn.
+            fcntl.flock(self.holder.fileno(), fcntl.LOCK_UN)
+            texting.join(5)
+            writing.join(5)
+        self.assertEqual(order, ["text", "writer"])
         self.assertGreater(YIELD_PAUSE, 0.001)
+
+    def test_a_writer_without_a_deadline_queues_in_flock_after_yielding_for_a_while(self) -> None:
+        tries: list[int] = []
+        real_flock = fcntl.flock
+
+        def flock(fd: int, operation: int) -> None:
+            tries.append(operation)
+            real_flock(fd, operation)
+
+        got = threading.Event()
+
+        def writer() -> None:
+            with writer_lock():
+                got.set()
+
+        with mock.patch("conversations.locks.fcntl.flock", side_effect=flock):
+            thread = threading.Thread(target=writer)
+            thread.start()
+            self.assertFalse(got.wait(2 * locks.YIELD_FOR + 0.05))  # Held by the other writer.
+            real_flock(self.holder.fileno(), fcntl.LOCK_UN)
+            self.assertTrue(got.wait(5))
+            thread.join()
+        polled = [operation for operation in tries if operation != fcntl.LOCK_UN]
+        self.assertGreater(len(polled), 2)  # It tried, every YIELD_PAUSE...
+        self.assertTrue(all(operation & fcntl.LOCK_NB for operation in polled[:-1]))
+        self.assertEqual(polled[-1], fcntl.LOCK_EX)  # ...then waited in the kernel's queue.
+
+
+class TextWaitTestCase(SimpleTestCase):
+    """A text (a writer with a deadline) waits for the lock blocked in flock(), where the kernel
+    hands it over the moment it is free, and still never past its deadline."""
+
+    def setUp(self) -> None:
+        if connections["default"].vendor != "sqlite":
+            self.skipTest("SQLite's writer lock (PostgreSQL has none: its row locks wake waiters)")
+        directory = self.enterContext(tempfile.TemporaryDirectory())
+        database = str(Path(directory) / "db.sqlite3")
+        self.enterContext(mock.patch.dict(connections["default"].settings_dict, {"NAME": database}))
+        # Another process's writer: an open file of its own is another holder.
+        self.holder = self.enterContext(open(f"{database}.lock", "a+b"))
+        fcntl.flock(self.holder.fileno(), fcntl.LOCK_EX)
+
+    def holder_can_lock(self) -> bool:
+        try:
+            fcntl.flock(self.holder.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def give_up(self) -> None:
+        with self.assertRaises(DeadlinePassed), writer_lock(deadline=time.monotonic() + 0.05):
+            self.fail("the lock was held by another writer")
+
+    def test_a_text_waits_blocked_in_flock_and_takes_the_lock_once_free(self) -> None:
+        tries: list[int] = []
+        real_flock = fcntl.flock
+
+        def flock(fd: int, operation: int) -> None:
+            tries.append(operation)
+            real_flock(fd, operation)
+
+        got = threading.Event()
+
+        def text() -> None:
+            with writer_lock(deadline=time.monotonic() + 10):
+                got.set()
+
+        with mock.patch("conversations.locks.fcntl.flock", side_effect=flock):
+            thread = threading.Thread(target=text)
+            thread.start()
+            self.assertFalse(got.wait(0.05))
+            real_flock(self.holder.fileno(), fcntl.LOCK_UN)
+            self.assertTrue(got.wait(5))
+            thread.join()
+        self.assertIn(fcntl.LOCK_EX, tries)  # Blocking: no LOCK_NB.
+
+    def test_a_text_gives_up_at_its_deadline_and_the_lock_it_got_too_late_is_let_go(self) -> None:
+        self.give_up()
+        fcntl.flock(self.holder.fileno(), fcntl.LOCK_UN)
+        # The wait it left blocked gets the lock now, for nobody, and releases it.
+        for _ in range(500):
+            if self.holder_can_lock():
+                break
+            time.sleep(0.01)
+        else:
+            self.fail("the lock taken for a text that gave up was never released")
+
+    def test_the_next_text_takes_over_the_wait_of_one_that_gave_up(self) -> None:
+        self.give_up()
+        inside = threading.Event()
+        leave = threading.Event()
+
+        def text() -> None:
+            with writer_lock(deadline=time.monotonic() + 10):
+                inside.set()
+                leave.wait(10)
+
+        thread = threading.Thread(target=text)
+        thread.start()
+        self.assertFalse(inside.wait(0.05))
+        fcntl.flock(self.holder.fileno(), fcntl.LOCK_UN)
+        self.assertTrue(inside.wait(5))
+        self.assertFalse(self.holder_can_lock())  # The text holds it, alone.
+        leave.set()
+        thread.join()
+        self.assertTrue(self.holder_can_lock())
+
+    def test_a_text_never_shares_the_lock_with_the_wait_of_one_that_gave_up(self) -> None:
+        # Both are this process's, on one open file, so flock() would grant both: the wait
+        # that gave up, once it got the lock, would then release the text's.
+        for _ in range(20):
+            self.give_up()
+            fcntl.flock(self.holder.fileno(), fcntl.LOCK_UN)
+            with writer_lock(deadline=time.monotonic() + 10):
+                time.sleep(0.01)  # Time for a wrong release to happen.
+                self.assertFalse(self.holder_can_lock())
+            for _ in range(500):  # The holder takes it back once the text is done.
+                if self.holder_can_lock():
+                    break
+                time.sleep(0.01)
+            else:
+                self.fail("the lock was never free again")
+
+
+class CheckpointTestCase(TransactionTestCase):
+    """SQLite's WAL is copied into the database by writers once they have released the writer
+    lock, not inside a COMMIT while every other writer waits."""
+
+    def setUp(self) -> None:
+        if connection.vendor != "sqlite":
+            self.skipTest("SQLite's WAL (PostgreSQL checkpoints in a process of its own)")
+
+    def write(self, times: int) -> None:
+        for n in range(times):
+            with writer_lock(), transaction.atomic():
+                Caller.objects.update_or_create(phone_number="+15005550001", defaults={"name": f"Rey {n}"})
+
+    def test_a_writer_checkpoints_every_so_many_writes_with_the_lock_free(self) -> None:
+        path = f"{connection.settings_dict['NAME']}.lock"
+        free: list[bool] = []
+        real_checkpoint = locks._checkpoint
+
+        def checkpoint(db: BaseDatabaseWrapper) -> None:
+            with open(path, "a+b") as other:
+                try:
+                    fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    free.append(True)
+                except BlockingIOError:
+                    free.append(False)
+            real_checkpoint(db)
+
+        with mock.patch("conversations.locks._checkpoint", side_effect=checkpoint):
+            self.write(2 * locks.CHECKPOINT_EVERY)
+        self.assertEqual(free, [True, True])
+
+    def test_the_wal_stays_small_however_many_texts_are_written(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        wal = Path(f"{connection.settings_dict['NAME']}-wal")
+        self.write(3 * locks.CHECKPOINT_EVERY)
+        frames = (wal.stat().st_size - WAL_HEADER) / (4096 + WAL_FRAME_HEADER)
+        # Each of these writes adds a frame or more, and SQLite's own checkpoint waits for
+        # 10,000 (settings.py): without the writers' checkpoints, it would hold 300 and more.
+        self.assertLessEqual(frames, 1.5 * locks.CHECKPOINT_EVERY)
+
+    def test_a_failed_checkpoint_leaves_the_write_committed_and_a_traceback(self) -> None:
+        self.write(1)
+        driver = connection.connection
+
+        class ReadOnly:
+            def execute(self, sql: str, *args: object) -> object:
+                if sql.startswith("PRAGMA wal_checkpoint"):
+                    raise sqlite3.OperationalError("attempt to write a readonly database")
+                return driver.execute(sql, *args)
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(driver, name)
+
+        with (
+            mock.patch.object(locks, "CHECKPOINT_EVERY", 1),
+            mock.patch.object(connection, "connection", ReadOnly()),
+            self.assertLogs("conversations.locks", "WARNING") as logs,
+            writer_lock(),
+            transaction.atomic(),
+        ):
+            Caller.objects.filter(phone_number="+15005550001").update(name="Finn")
+        self.assertEqual(Caller.objects.get().name, "Finn")
+        self.assertIn("readonly database", logs.output[0])  # With its traceback.
