@@ -26,11 +26,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 #   answers /healthz beside 16 + 16 of them).
 # - Speed: a text is CPU-bound Python, so with 2 cores more threads per process only trade
 #   the GIL back and forth (gthread served 30 % fewer texts than sync); this worker has
-#   sync's single thread and, unlike sync, keeps connections alive. Side by side, one run
-#   each on the same (busy) machine (docs/benchmarks.md, issue 20's second round), it spent the
-#   least CPU per text: 2.42 ms, against gthread's 3.02 (2 x 4 threads), sync's 3.27 and
-#   its own 2.93 with 3 processes on 2 cores: so one process per core. (Its requests/s
-#   could not rank them on that machine; the lead re-runs them on a quiet one.)
+#   sync's single thread and, unlike sync, keeps connections alive. Side by side on a quiet
+#   machine, one `make bench` each (docs/benchmarks.md, issue 20's fourth round), it served
+#   1,367 texts/s at 1.25 ms of CPU each, against sync's 864 at 1.85 and gthread's (2 x 4
+#   threads) 748 at 2.13; with 3 processes on 2 cores, 892 at 1.74: so one process per core.
 # - The deadline: it stamps each request with when its bytes reached the kernel, so time
 #   spent queued behind other requests counts against WEBHOOK_DEADLINE.
 # A request that waits for a lock (up to WEBHOOK_DEADLINE) holds its whole process, as with
