@@ -29,7 +29,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 #   sync's single thread and, unlike sync, keeps connections alive. Side by side on a quiet
 #   machine, one `make bench` each (docs/benchmarks.md, issue 20's fourth round), it served
 #   1,367 texts/s at 1.25 ms of CPU each, against sync's 864 at 1.85 and gthread's (2 x 4
-#   threads) 748 at 2.13; with 3 processes on 2 cores, 892 at 1.74: so one process per core.
+#   threads) 748 at 2.13. With 3 processes on 2 cores it served fewer (892 at 1.74, measured
+#   before that round's lock change, against 1,170 for 2): so one process per core.
 # - The deadline: it stamps each request with when its bytes reached the kernel, so time
 #   spent queued behind other requests counts against WEBHOOK_DEADLINE.
 # A request that waits for a lock (up to WEBHOOK_DEADLINE) holds its whole process, as with
