@@ -25,7 +25,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 #   process (sync workers were held by 2 such clients, gthread's 8 threads by 8; this worker
 #   answers /healthz beside 16 + 16 of them).
 # - Speed: a text is CPU-bound Python, so with 2 cores more threads per process only trade
-#   the GIL back and forth (gthread served 30 % fewer texts than sync); this worker has
+#   the GIL back and forth (gthread served 13-31 % fewer texts than sync); this worker has
 #   sync's single thread and, unlike sync, keeps connections alive. Side by side on a quiet
 #   machine, one `make bench` each (docs/benchmarks.md, issue 20's fourth round), it served
 #   1,367 texts/s at 1.25 ms of CPU each, against sync's 864 at 1.85 and gthread's (2 x 4
