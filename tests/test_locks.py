@@ -79,24 +79,68 @@ class ForkedChildTestCase(SimpleTestCase):
                 fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-class WriterWithoutDeadlineTestCase(SimpleTestCase):
-    """A writer without a deadline (the outbox's worker, the admin) lets texts waiting for the
-    lock go first for YIELD_FOR, then queues with them."""
+class AnotherWriterTestCase(SimpleTestCase):
+    """Tests against a writer of another process holding the lock (an open file of its own is
+    another holder) on a database of their own."""
 
     def setUp(self) -> None:
         if connections["default"].vendor != "sqlite":
             self.skipTest("SQLite's writer lock (PostgreSQL has none: its row locks wake waiters)")
         directory = self.enterContext(tempfile.TemporaryDirectory())
-        database = str(Path(directory) / "db.sqlite3")
-        self.enterContext(mock.patch.dict(connections["default"].settings_dict, {"NAME": database}))
-        self.holder = self.enterContext(open(f"{database}.lock", "a+b"))  # Another writer, this file.
+        self.database = str(Path(directory) / "db.sqlite3")
+        self.enterContext(mock.patch.dict(connections["default"].settings_dict, {"NAME": self.database}))
+        self.holder = self.enterContext(open(f"{self.database}.lock", "a+b"))
         fcntl.flock(self.holder.fileno(), fcntl.LOCK_EX)
+
+    def holder_can_lock(self) -> bool:
+        try:
+            fcntl.flock(self.holder.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def assert_holder_locks_it_again(self) -> None:
+        for _ in range(500):
+            if self.holder_can_lock():
+                return
+            time.sleep(0.01)
+        self.fail("the lock was never free again")
+
+    def flock_calls_while_waiting(self, deadline: float | None, waits_at_least: float) -> list[int]:
+        """The flock() operations of a writer that finds the lock held, waits (at least
+        `waits_at_least` seconds), and takes it once the holder lets it go."""
+        calls: list[int] = []
+        real_flock = fcntl.flock
+
+        def flock(fd: int, operation: int) -> None:
+            calls.append(operation)
+            real_flock(fd, operation)
+
+        got = threading.Event()
+
+        def writer() -> None:
+            with writer_lock(deadline=deadline):
+                got.set()
+
+        with mock.patch("conversations.locks.fcntl.flock", side_effect=flock):
+            thread = threading.Thread(target=writer)
+            thread.start()
+            self.assertFalse(got.wait(waits_at_least))
+            real_flock(self.holder.fileno(), fcntl.LOCK_UN)
+            self.assertTrue(got.wait(5))
+            thread.join()
+        return [operation for operation in calls if operation != fcntl.LOCK_UN]
+
+
+class WriterWithoutDeadlineTestCase(AnotherWriterTestCase):
+    """A writer without a deadline (the outbox's worker, the admin) lets texts waiting for the
+    lock go first for YIELD_FOR, then queues with them."""
 
     def test_a_waiting_text_goes_before_a_writer_without_a_deadline(self) -> None:
         order: list[str] = []
         # The writer is another process's: a lock of its own on the same file (within one
         # process, threads take turns on a lock of the process's first).
-        other_process = locks._ProcessWriterLock(f"{connections['default'].settings_dict['NAME']}.lock")
+        other_process = locks._ProcessWriterLock(f"{self.database}.lock")
         self.addCleanup(other_process.file.close)
 
         def writer() -> None:
@@ -121,90 +165,29 @@ class WriterWithoutDeadlineTestCase(SimpleTestCase):
         self.assertGreater(YIELD_PAUSE, 0.001)
 
     def test_a_writer_without_a_deadline_queues_in_flock_after_yielding_for_a_while(self) -> None:
-        tries: list[int] = []
-        real_flock = fcntl.flock
-
-        def flock(fd: int, operation: int) -> None:
-            tries.append(operation)
-            real_flock(fd, operation)
-
-        got = threading.Event()
-
-        def writer() -> None:
-            with writer_lock():
-                got.set()
-
-        with mock.patch("conversations.locks.fcntl.flock", side_effect=flock):
-            thread = threading.Thread(target=writer)
-            thread.start()
-            self.assertFalse(got.wait(2 * locks.YIELD_FOR + 0.05))  # Held by the other writer.
-            real_flock(self.holder.fileno(), fcntl.LOCK_UN)
-            self.assertTrue(got.wait(5))
-            thread.join()
-        polled = [operation for operation in tries if operation != fcntl.LOCK_UN]
-        self.assertGreater(len(polled), 2)  # It tried, every YIELD_PAUSE...
-        self.assertTrue(all(operation & fcntl.LOCK_NB for operation in polled[:-1]))
-        self.assertEqual(polled[-1], fcntl.LOCK_EX)  # ...then waited in the kernel's queue.
+        calls = self.flock_calls_while_waiting(None, waits_at_least=2 * locks.YIELD_FOR + 0.05)
+        self.assertGreater(len(calls), 2)  # It tried, every YIELD_PAUSE...
+        self.assertTrue(all(operation & fcntl.LOCK_NB for operation in calls[:-1]))
+        self.assertEqual(calls[-1], fcntl.LOCK_EX)  # ...then waited in the kernel's queue.
 
 
-class TextWaitTestCase(SimpleTestCase):
+class TextWaitTestCase(AnotherWriterTestCase):
     """A text (a writer with a deadline) waits for the lock blocked in flock(), where the kernel
     hands it over the moment it is free, and still never past its deadline."""
-
-    def setUp(self) -> None:
-        if connections["default"].vendor != "sqlite":
-            self.skipTest("SQLite's writer lock (PostgreSQL has none: its row locks wake waiters)")
-        directory = self.enterContext(tempfile.TemporaryDirectory())
-        database = str(Path(directory) / "db.sqlite3")
-        self.enterContext(mock.patch.dict(connections["default"].settings_dict, {"NAME": database}))
-        # Another process's writer: an open file of its own is another holder.
-        self.holder = self.enterContext(open(f"{database}.lock", "a+b"))
-        fcntl.flock(self.holder.fileno(), fcntl.LOCK_EX)
-
-    def holder_can_lock(self) -> bool:
-        try:
-            fcntl.flock(self.holder.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
 
     def give_up(self) -> None:
         with self.assertRaises(DeadlinePassed), writer_lock(deadline=time.monotonic() + 0.05):
             self.fail("the lock was held by another writer")
 
     def test_a_text_waits_blocked_in_flock_and_takes_the_lock_once_free(self) -> None:
-        tries: list[int] = []
-        real_flock = fcntl.flock
-
-        def flock(fd: int, operation: int) -> None:
-            tries.append(operation)
-            real_flock(fd, operation)
-
-        got = threading.Event()
-
-        def text() -> None:
-            with writer_lock(deadline=time.monotonic() + 10):
-                got.set()
-
-        with mock.patch("conversations.locks.fcntl.flock", side_effect=flock):
-            thread = threading.Thread(target=text)
-            thread.start()
-            self.assertFalse(got.wait(0.05))
-            real_flock(self.holder.fileno(), fcntl.LOCK_UN)
-            self.assertTrue(got.wait(5))
-            thread.join()
-        self.assertIn(fcntl.LOCK_EX, tries)  # Blocking: no LOCK_NB.
+        calls = self.flock_calls_while_waiting(time.monotonic() + 10, waits_at_least=0.05)
+        self.assertIn(fcntl.LOCK_EX, calls)  # Blocking: no LOCK_NB.
 
     def test_a_text_gives_up_at_its_deadline_and_the_lock_it_got_too_late_is_let_go(self) -> None:
         self.give_up()
         fcntl.flock(self.holder.fileno(), fcntl.LOCK_UN)
         # The wait it left blocked gets the lock now, for nobody, and releases it.
-        for _ in range(500):
-            if self.holder_can_lock():
-                break
-            time.sleep(0.01)
-        else:
-            self.fail("the lock taken for a text that gave up was never released")
+        self.assert_holder_locks_it_again()
 
     def test_the_next_text_takes_over_the_wait_of_one_that_gave_up(self) -> None:
         self.give_up()
@@ -235,12 +218,7 @@ class TextWaitTestCase(SimpleTestCase):
             with writer_lock(deadline=time.monotonic() + 10):
                 time.sleep(0.01)  # Time for a wrong release to happen.
                 self.assertFalse(self.holder_can_lock())
-            for _ in range(500):  # The holder takes it back once the text is done.
-                if self.holder_can_lock():
-                    break
-                time.sleep(0.01)
-            else:
-                self.fail("the lock was never free again")
+            self.assert_holder_locks_it_again()
 
 
 class CheckpointTestCase(TransactionTestCase):
