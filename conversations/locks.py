@@ -78,58 +78,99 @@ class _ProcessWriterLock:
         self.file = open(path, "a+b")  # noqa: SIM115  (kept open for the process's life)
         # Plain locks as signals between the two threads: a Condition (an Event's) costs
         # several times more to wait on and to wake.
-        self.guard = threading.Lock()
-        self.blocked = False  # True while the waiting thread is in flock() (or about to be).
+        self.guard = threading.Lock()  # Over `blocked` and `request`.
+        # True from when the waiting thread is sent into flock() until it has let go of, or
+        # handed over, what it got: while True, nothing else here may touch the file lock.
+        self.blocked = False
         self.go = threading.Lock()  # Released to send the waiting thread into flock().
         self.go.acquire()
-        self.request: threading.Lock | None = None  # Released once the lock is the requester's.
+        self.request: _Request | None = None  # The text the blocked call is for; None: nobody.
         self.waiting_thread: threading.Thread | None = None
-        self.writes = 0  # Counted while held: CHECKPOINT_EVERY.
+        self.writes = 0  # Since the last checkpoint, counted while held (CHECKPOINT_EVERY).
 
     def take_file_lock(self, deadline: float | None) -> None:
         """Hold the file lock for this process by the deadline; the caller holds `threads`."""
         fd = self.file.fileno()
-        # Only the caller sets `blocked`, and the waiting thread clears it: once clear, the
-        # thread keeps away from the file lock until the caller sets it again.
-        if not self.blocked:
-            if _try_flock(fd):
-                return
-            if deadline is None:
-                if not _poll(fd, YIELD_FOR):
-                    fcntl.flock(fd, fcntl.LOCK_EX)  # No deadline to keep: blocked right here.
-                return
-        request = threading.Lock()
-        request.acquire()
         with self.guard:
-            self.request = request
-            if not self.blocked:
-                self.blocked = True
-                self.go.release()
-            if self.waiting_thread is None:
-                self.waiting_thread = threading.Thread(
-                    target=self._wait, name="sqlite-writer-lock", daemon=True
-                )
-                self.waiting_thread.start()
-        if request.acquire(timeout=-1 if deadline is None else max(deadline - time.monotonic(), 0.0)):
+            idle = not self.blocked
+            if idle and _try_flock(fd):
+                return
+        if idle and deadline is None:
+            # Only a caller sets the waiting thread going, so it stays away meanwhile.
+            if not _poll(fd, YIELD_FOR):
+                fcntl.flock(fd, fcntl.LOCK_EX)  # No deadline to keep: blocked right here.
             return
+        request = _Request()
         with self.guard:
-            if request.acquire(blocking=False):  # Given in the meantime.
-                return
-            self.request = None
-        raise DeadlinePassed("the database's writer lock was held past the deadline")
+            if not self.blocked:
+                self._send_waiting_thread()
+            self.request = request
+        try:
+            granted = request.wait(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+        except BaseException:  # Interrupted (a signal's exception): the lock must not stay ours.
+            if self._withdraw(request) and request.error is None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            raise
+        if not granted and not self._withdraw(request):
+            raise DeadlinePassed("the database's writer lock was held past the deadline")
+        if request.error is not None:
+            raise OSError("waiting for the SQLite writer lock failed") from request.error
+
+    def _send_waiting_thread(self) -> None:
+        if self.waiting_thread is None or not self.waiting_thread.is_alive():
+            thread = threading.Thread(target=self._wait, name="sqlite-writer-lock", daemon=True)
+            thread.start()
+            self.waiting_thread = thread
+        self.blocked = True
+        self.go.release()
+
+    def _withdraw(self, request: _Request) -> bool:
+        """Stop waiting: whether the lock (or the waiting thread's error) came meanwhile."""
+        with self.guard:
+            if request.granted.acquire(blocking=False):
+                return True
+            if self.request is request:
+                self.request = None
+            return False
 
     def _wait(self) -> None:
         fd = self.file.fileno()
         while True:
             self.go.acquire()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException as error:
+                # The kernel refused (ENOLCK), or the file is gone: this thread ends, its text
+                # is told at once, and the next text starts another.
+                logger.warning("Waiting for the SQLite writer lock failed", exc_info=True)
+                with self.guard:
+                    request, self.request = self.request, None
+                    self.blocked = False
+                    if request is not None:
+                        request.error = error
+                        request.granted.release()
+                return
             with self.guard:
-                self.blocked = False
                 request, self.request = self.request, None
                 if request is None:
                     fcntl.flock(fd, fcntl.LOCK_UN)  # Its text gave up waiting.
-                else:
-                    request.release()
+                # Clear only once let go of: a text that finds it clear takes the file lock,
+                # and the same open file would be granted it beside this call's.
+                self.blocked = False
+                if request is not None:
+                    request.granted.release()
+
+
+class _Request:
+    """A text's wait for the waiting thread's flock()."""
+
+    def __init__(self) -> None:
+        self.granted = threading.Lock()  # Released when the lock is the text's (or on error).
+        self.granted.acquire()
+        self.error: BaseException | None = None
+
+    def wait(self, timeout: float | None) -> bool:
+        return self.granted.acquire(timeout=-1 if timeout is None else timeout)
 
 
 def _try_flock(fd: int) -> bool:
@@ -213,24 +254,27 @@ def writer_lock(using: str = "default", deadline: float | None = None) -> Iterat
         lock_waited(time.perf_counter() - started)  # Waits that ran out included.
     held = HeldLock(lock)
     lock.writes += 1
-    checkpoint_due = lock.writes % CHECKPOINT_EVERY == 0
     try:
         yield held
     finally:
         held.release()
-    if checkpoint_due:
-        _checkpoint(connection)
+    if lock.writes >= CHECKPOINT_EVERY and _checkpoint(connection):
+        lock.writes = 0
 
 
-def _checkpoint(connection: BaseDatabaseWrapper) -> None:
-    """Copy the WAL's pages into the database file, with the writer lock free (CHECKPOINT_EVERY)."""
-    if connection.in_atomic_block or connection.connection is None:
-        return  # Inside a transaction SQLite could not finish it; the next one will.
+def _checkpoint(connection: BaseDatabaseWrapper) -> bool:
+    """Copy the WAL's pages into the database file, with the writer lock free (CHECKPOINT_EVERY);
+    False when it cannot be tried now (inside a transaction), so that the next write tries."""
+    driver = connection.connection
+    if connection.in_atomic_block or driver is None or driver.in_transaction:
+        return False
     try:
-        connection.connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     except sqlite3.Error:
-        # Committed all the same: SQLite's own checkpoint (wal_autocheckpoint) tries again.
+        # Committed all the same: the next CHECKPOINT_EVERY writes try again, and SQLite's
+        # own checkpoint (wal_autocheckpoint) is the backstop.
         logger.warning("The WAL checkpoint failed", exc_info=True)
+    return True
 
 
 @contextmanager

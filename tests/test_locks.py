@@ -4,6 +4,7 @@ once they have let it go."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import signal
@@ -183,11 +184,111 @@ class TextWaitTestCase(AnotherWriterTestCase):
         calls = self.flock_calls_while_waiting(time.monotonic() + 10, waits_at_least=0.05)
         self.assertIn(fcntl.LOCK_EX, calls)  # Blocking: no LOCK_NB.
 
+    def process_lock(self) -> locks._ProcessWriterLock:
+        return locks._by_path[f"{self.database}.lock"]
+
+    def let_go_and_let_the_waiting_thread_take_it(self) -> None:
+        """The other writer lets go, and the flock() a text left blocked gets the lock."""
+        fcntl.flock(self.holder.fileno(), fcntl.LOCK_UN)
+        for _ in range(500):
+            if not self.process_lock().blocked:
+                return
+            time.sleep(0.01)
+        self.fail("the waiting thread never got the lock")
+
     def test_a_text_gives_up_at_its_deadline_and_the_lock_it_got_too_late_is_let_go(self) -> None:
         self.give_up()
+        self.let_go_and_let_the_waiting_thread_take_it()
+        self.assertTrue(self.holder_can_lock())  # Got for nobody, and let go.
+
+    def test_a_text_never_takes_the_lock_before_the_waiting_thread_has_let_it_go(self) -> None:
+        # The waiting thread gets the lock for a text that gave up; while it lets go (a
+        # system call, the GIL released), the next text must not take it beside it.
+        real_flock = fcntl.flock
+        letting_go = threading.Event()
+
+        def flock(fd: int, operation: int) -> None:
+            if threading.current_thread().name == "sqlite-writer-lock" and operation == fcntl.LOCK_UN:
+                letting_go.set()
+                time.sleep(0.2)
+            real_flock(fd, operation)
+
+        self.give_up()
+        held_alone: list[bool] = []
+
+        def text() -> None:
+            letting_go.wait(5)
+            with writer_lock(deadline=time.monotonic() + 10):
+                time.sleep(0.3)  # Past the waiting thread's release.
+                held_alone.append(not self.holder_can_lock())
+
+        with mock.patch("conversations.locks.fcntl.flock", side_effect=flock):
+            thread = threading.Thread(target=text)
+            thread.start()
+            real_flock(self.holder.fileno(), fcntl.LOCK_UN)
+            thread.join(10)
+        self.assertEqual(held_alone, [True])
+
+    def test_a_writer_without_a_deadline_takes_over_the_wait_of_a_text_that_gave_up(self) -> None:
+        self.give_up()
+        inside = threading.Event()
+        leave = threading.Event()
+
+        def writer() -> None:
+            with writer_lock():
+                inside.set()
+                leave.wait(10)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        self.assertFalse(inside.wait(0.1))
         fcntl.flock(self.holder.fileno(), fcntl.LOCK_UN)
-        # The wait it left blocked gets the lock now, for nobody, and releases it.
-        self.assert_holder_locks_it_again()
+        self.assertTrue(inside.wait(5))
+        self.assertFalse(self.holder_can_lock())  # The writer holds it, alone.
+        leave.set()
+        thread.join()
+        self.assertTrue(self.holder_can_lock())
+
+    def test_a_wait_cut_short_by_an_exception_leaves_the_lock_to_nobody(self) -> None:
+        # E.g. a job timeout's SIGALRM raising in the middle of the wait.
+        with (
+            mock.patch.object(locks._Request, "wait", side_effect=KeyboardInterrupt),
+            self.assertRaises(KeyboardInterrupt),
+            writer_lock(deadline=time.monotonic() + 10),
+        ):
+            self.fail("the lock was held by another writer")
+        self.let_go_and_let_the_waiting_thread_take_it()
+        self.assertTrue(self.holder_can_lock())
+
+    def test_a_text_hears_at_once_when_the_waiting_thread_fails_and_the_next_text_goes_on(self) -> None:
+        real_flock = fcntl.flock
+
+        def flock(fd: int, operation: int) -> None:
+            if threading.current_thread().name == "sqlite-writer-lock":
+                raise OSError(errno.ENOLCK, "No locks available")
+            real_flock(fd, operation)
+
+        started = time.monotonic()
+        with (
+            mock.patch("conversations.locks.fcntl.flock", side_effect=flock),
+            self.assertLogs("conversations.locks", "WARNING"),
+            self.assertRaises(OSError),
+            writer_lock(deadline=started + 10),
+        ):
+            self.fail("the lock was held by another writer")
+        self.assertLess(time.monotonic() - started, 5)  # Not at its deadline.
+        got = threading.Event()
+
+        def text() -> None:
+            with writer_lock(deadline=time.monotonic() + 10):
+                got.set()
+
+        thread = threading.Thread(target=text)
+        thread.start()
+        self.assertFalse(got.wait(0.05))
+        fcntl.flock(self.holder.fileno(), fcntl.LOCK_UN)
+        self.assertTrue(got.wait(5))  # Through a waiting thread of its own.
+        thread.join()
 
     def test_the_next_text_takes_over_the_wait_of_one_that_gave_up(self) -> None:
         self.give_up()
@@ -228,6 +329,8 @@ class CheckpointTestCase(TransactionTestCase):
     def setUp(self) -> None:
         if connection.vendor != "sqlite":
             self.skipTest("SQLite's WAL (PostgreSQL checkpoints in a process of its own)")
+        self.write(1)
+        locks._by_path[f"{connection.settings_dict['NAME']}.lock"].writes = 0  # Other tests' writes.
 
     def write(self, times: int) -> None:
         for n in range(times):
@@ -239,18 +342,33 @@ class CheckpointTestCase(TransactionTestCase):
         free: list[bool] = []
         real_checkpoint = locks._checkpoint
 
-        def checkpoint(db: BaseDatabaseWrapper) -> None:
+        def checkpoint(db: BaseDatabaseWrapper) -> bool:
             with open(path, "a+b") as other:
                 try:
                     fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                     free.append(True)
                 except BlockingIOError:
                     free.append(False)
-            real_checkpoint(db)
+            return real_checkpoint(db)
 
         with mock.patch("conversations.locks._checkpoint", side_effect=checkpoint):
             self.write(2 * locks.CHECKPOINT_EVERY)
         self.assertEqual(free, [True, True])
+
+    def test_a_checkpoint_due_inside_a_transaction_is_made_by_the_next_write(self) -> None:
+        self.write(locks.CHECKPOINT_EVERY - 1)
+        made: list[bool] = []
+        real_checkpoint = locks._checkpoint
+
+        def checkpoint(db: BaseDatabaseWrapper) -> bool:
+            made.append(real_checkpoint(db))
+            return made[-1]
+
+        with mock.patch("conversations.locks._checkpoint", side_effect=checkpoint):
+            with transaction.atomic():  # An outer transaction: SQLite could not finish one.
+                self.write(1)
+            self.write(1)
+        self.assertEqual(made, [False, True])
 
     def test_the_wal_stays_small_however_many_texts_are_written(self) -> None:
         with connection.cursor() as cursor:
