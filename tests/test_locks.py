@@ -53,6 +53,71 @@ KILLED_HOLDING_THE_LOCK = textwrap.dedent(
 )
 
 
+# A process of writers: three threads, for SECONDS, texts with deadlines short enough that
+# many give up, and writers without one. Inside the lock, each takes a second lock file
+# without waiting: it is free unless another writer is inside too. Prints its counts.
+WRITERS = textwrap.dedent(
+    """
+    import fcntl, random, sys, threading, time
+    import django
+    django.setup()
+    from django.db import connections
+    from conversations.locks import DeadlinePassed, writer_lock
+    inside = open(connections["default"].settings_dict["NAME"] + ".inside", "a+b")
+    counts = {"done": 0, "gave up": 0, "overlaps": 0}
+    end = time.monotonic() + float(sys.argv[1])
+
+    def write(rng):
+        while time.monotonic() < end:
+            deadline = None if rng.random() < 0.1 else time.monotonic() + rng.choice([0.0002, 0.001, 0.003])
+            try:
+                with writer_lock(deadline=deadline):
+                    try:
+                        fcntl.flock(inside.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        counts["overlaps"] += 1
+                        continue
+                    time.sleep(rng.random() * 0.0005)
+                    fcntl.flock(inside.fileno(), fcntl.LOCK_UN)
+                counts["done"] += 1
+            except DeadlinePassed:
+                counts["gave up"] += 1
+
+    threads = [threading.Thread(target=write, args=(random.Random(n),)) for n in range(3)]
+    [thread.start() for thread in threads]
+    [thread.join() for thread in threads]
+    print(counts["done"], counts["gave up"], counts["overlaps"])
+    """
+)
+
+
+class WritersInParallelTestCase(SimpleTestCase):
+    def test_no_two_writers_ever_hold_the_lock_at_once_while_texts_give_up(self) -> None:
+        if connections["default"].vendor != "sqlite":
+            self.skipTest("SQLite's writer lock (PostgreSQL has none: its row locks wake waiters)")
+        with tempfile.TemporaryDirectory() as directory:
+            env = {
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "tests.settings",
+                "DATABASE_URL": f"sqlite:///{Path(directory) / 'db.sqlite3'}",
+            }
+            processes = [
+                subprocess.Popen(
+                    [sys.executable, "-c", WRITERS, "3"],
+                    cwd=BASE_DIR,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                for _ in range(3)
+            ]
+            counts = [tuple(map(int, process.communicate(timeout=60)[0].split())) for process in processes]
+        done, gave_up, overlaps = (sum(column) for column in zip(*counts, strict=True))
+        self.assertEqual(overlaps, 0)
+        self.assertGreater(done, 1000)
+        self.assertGreater(gave_up, 100)  # Waits abandoned, and taken over, all along.
+
+
 class ForkedChildTestCase(SimpleTestCase):
     def test_a_child_forked_by_a_process_killed_holding_the_lock_does_not_keep_it(self) -> None:
         with tempfile.TemporaryDirectory() as directory:
