@@ -53,9 +53,10 @@ KILLED_HOLDING_THE_LOCK = textwrap.dedent(
 )
 
 
-# A process of writers: three threads, for SECONDS, texts with deadlines short enough that
-# many give up, and writers without one. Inside the lock, each takes a second lock file
-# without waiting: it is free unless another writer is inside too. Prints its counts.
+# A process of writers: three threads, for as many seconds as its argument says, texts with
+# deadlines short enough that many give up, and writers without one. Inside the lock, each
+# takes a second lock file without waiting: it is free unless another writer is inside too.
+# Prints its counts.
 WRITERS = textwrap.dedent(
     """
     import fcntl, random, sys, threading, time
