@@ -15,6 +15,8 @@ import tempfile
 import textwrap
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from unittest import mock
 
@@ -173,6 +175,26 @@ class AnotherWriterTestCase(SimpleTestCase):
             time.sleep(0.01)
         self.fail("the lock was never free again")
 
+    def assert_takes_it_alone_once_free(self, lock: Callable[[], AbstractContextManager[object]]) -> None:
+        """A writer (lock() enters its lock) waits while the holder has it, then holds it alone."""
+        inside = threading.Event()
+        leave = threading.Event()
+
+        def writer() -> None:
+            with lock():
+                inside.set()
+                leave.wait(10)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        self.assertFalse(inside.wait(0.05))
+        fcntl.flock(self.holder.fileno(), fcntl.LOCK_UN)
+        self.assertTrue(inside.wait(5))
+        self.assertFalse(self.holder_can_lock())  # The writer holds it, alone.
+        leave.set()
+        thread.join()
+        self.assertTrue(self.holder_can_lock())
+
     def flock_calls_while_waiting(self, deadline: float | None, waits_at_least: float) -> list[int]:
         """The flock() operations of a writer that finds the lock held, waits (at least
         `waits_at_least` seconds), and takes it once the holder lets it go."""
@@ -297,23 +319,7 @@ class TextWaitTestCase(AnotherWriterTestCase):
 
     def test_a_writer_without_a_deadline_takes_over_the_wait_of_a_text_that_gave_up(self) -> None:
         self.give_up()
-        inside = threading.Event()
-        leave = threading.Event()
-
-        def writer() -> None:
-            with writer_lock():
-                inside.set()
-                leave.wait(10)
-
-        thread = threading.Thread(target=writer)
-        thread.start()
-        self.assertFalse(inside.wait(0.1))
-        fcntl.flock(self.holder.fileno(), fcntl.LOCK_UN)
-        self.assertTrue(inside.wait(5))
-        self.assertFalse(self.holder_can_lock())  # The writer holds it, alone.
-        leave.set()
-        thread.join()
-        self.assertTrue(self.holder_can_lock())
+        self.assert_takes_it_alone_once_free(lambda: writer_lock())
 
     def test_a_wait_cut_short_by_an_exception_leaves_the_lock_to_nobody(self) -> None:
         # E.g. a job timeout's SIGALRM raising in the middle of the wait.
@@ -358,23 +364,7 @@ class TextWaitTestCase(AnotherWriterTestCase):
 
     def test_the_next_text_takes_over_the_wait_of_one_that_gave_up(self) -> None:
         self.give_up()
-        inside = threading.Event()
-        leave = threading.Event()
-
-        def text() -> None:
-            with writer_lock(deadline=time.monotonic() + 10):
-                inside.set()
-                leave.wait(10)
-
-        thread = threading.Thread(target=text)
-        thread.start()
-        self.assertFalse(inside.wait(0.05))
-        fcntl.flock(self.holder.fileno(), fcntl.LOCK_UN)
-        self.assertTrue(inside.wait(5))
-        self.assertFalse(self.holder_can_lock())  # The text holds it, alone.
-        leave.set()
-        thread.join()
-        self.assertTrue(self.holder_can_lock())
+        self.assert_takes_it_alone_once_free(lambda: writer_lock(deadline=time.monotonic() + 10))
 
     def test_a_text_never_shares_the_lock_with_the_wait_of_one_that_gave_up(self) -> None:
         # Both are this process's, on one open file, so flock() would grant both: the wait
