@@ -25,13 +25,15 @@ from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db.models import F, Min, Q
+from django.db import transaction
+from django.db.models import Min, Q
 from django.utils import timezone
 from twilio.rest import Client
 
 from conversations.broadcast_control import broadcast_started, broadcasts_complete
 from conversations.metrics import text_sent, worker_beat
 from conversations.models import Message
+from conversations.outbox_sql import claim, next_claimable
 from conversations.pacing import PACE_AHEAD, Slot, pace_reserve
 from conversations.pairs import in_pair_transaction, outbound_accepted
 from conversations.phone import mask
@@ -130,27 +132,26 @@ def _claim_next() -> tuple[Message, Slot] | float | str | None:
     """The next text to POST, claimed, and its sender's slot for it; or seconds to wait for
     the sender's pace; or None."""
     now = timezone.now()
-    ready = Message.objects.ready(now).select_related("conversation").order_by("-priority", "pk")
-    message = ready.select_for_update(skip_locked=True, of=("self",)).first()
-    if message is None:
+    claimable = next_claimable(now)
+    if claimable is None:
         return None
+    message = claimable.message
     our, their = message.conversation.recipient, message.conversation.sender
-    through_service = bool(settings.TWILIO_MESSAGING_SERVICE_SID)
-    if why := sending_refusals([(our, their)], through_service=through_service).get((our, their)):
-        Message.objects.filter(pk=message.pk).update(status=Status.CANCELED, error=why[:200])
-        return CANCELED
-    # The pace last: on PostgreSQL its row stays locked until this transaction commits, and
-    # every worker sending for the sender waits for it.
+    if claimable.maybe_refused:
+        through_service = bool(settings.TWILIO_MESSAGING_SERVICE_SID)
+        if why := sending_refusals([(our, their)], through_service=through_service).get((our, their)):
+            Message.objects.filter(pk=message.pk).update(status=Status.CANCELED, error=why[:200])
+            return CANCELED
+    claim(message, now)
+    if message.broadcast_id is not None:
+        broadcast_started(message.broadcast_id, now)
+    # The pace last: its row stays locked until this transaction commits, and every worker
+    # sending for the sender waits for it. No slot, no claim: the transaction is rolled back.
     sender = settings.TWILIO_MESSAGING_SERVICE_SID or our
     slot = pace_reserve(sender, message.num_segments or segments_of(message.body).count)
     if not isinstance(slot, Slot):
+        transaction.set_rollback(True)
         return slot
-    Message.objects.filter(pk=message.pk).update(
-        status=Status.SENDING, attempts=F("attempts") + 1, claimed_at=now
-    )
-    message.attempts += 1
-    if message.broadcast_id is not None:
-        broadcast_started(message.broadcast_id, now)
     return message, slot
 
 

@@ -2,8 +2,14 @@
 
 Each sender (our number, or the Messaging Service) has a SenderPace row saying when its next
 segment may leave. A worker reserves a slot under that row's lock, in the transaction that
-claims the text (SELECT ... FOR UPDATE on PostgreSQL; on SQLite the app's writer lock already
-serializes it), so every worker process on every host keeps the one pace.
+claims the text (on SQLite the app's writer lock already serializes it), so every worker
+process on every host keeps the one pace.
+
+Every worker sending for the sender queues for that row lock, held from the reservation until
+the claim commits: the reservation is one UPDATE ... RETURNING, the claim's last statement.
+(Read, then saved through the ORM, with the claim's own UPDATE after it, the lock was held for
+four round trips; on PostgreSQL, with the webhook flat out, the workers then queued for it and
+fell behind the pace.)
 
 A slot may be reserved a little ahead (PACE_AHEAD): the worker claims the text, waits for the
 slot outside any transaction, and POSTs then. Slots follow each other 1/SMS_SEND_RATE apart
@@ -18,12 +24,27 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from conversations.models import SenderPace
 
 # How far ahead a slot may be reserved: a worker holds a claimed text this long at most before
 # its POST, time enough for the other workers' POSTs in flight at a fast rate.
 PACE_AHEAD = 1.0
+
+_TABLE = SenderPace._meta.db_table
+# The slot: the sender's next free time, or now if it was free before. The WHERE leaves the row
+# alone when that slot is further off than PACE_AHEAD. SET reads the row's old values on both
+# databases, so a slot that was free is the one whose new next_at is now + step exactly.
+_RESERVE = f"""
+    UPDATE {_TABLE} SET next_at = {{greatest}}(next_at, %(now)s) + %(step)s
+    WHERE sender = %(sender)s AND next_at - %(now)s <= %(ahead)s
+    RETURNING next_at"""
+_RESERVE_SQL = {
+    "postgresql": _RESERVE.format(greatest="GREATEST"),
+    "sqlite": _RESERVE.format(greatest="MAX"),  # SQLite's MAX() of two values is scalar.
+}
+_NEXT_AT = f"SELECT next_at FROM {_TABLE} WHERE sender = %(sender)s"
 
 
 @dataclass(frozen=True)
@@ -35,16 +56,24 @@ class Slot:
 def pace_reserve(sender: str, segments: int) -> Slot | float:
     """Reserve the sender's next slot for a text of `segments` segments, at most PACE_AHEAD
     seconds from now; or, when the next free slot is further off, reserve nothing and return
-    the seconds until it is within reach. Call it in the transaction that claims the text."""
-    pace = SenderPace.objects.select_for_update().filter(sender=sender).first()
-    if pace is None:
-        SenderPace.objects.bulk_create([SenderPace(sender=sender)], ignore_conflicts=True)
-        pace = SenderPace.objects.select_for_update().get(sender=sender)
+    the seconds until it is within reach. Call it last in the transaction that claims the text."""
+    db = connections[DEFAULT_DB_ALIAS]
+    step = max(segments, 1) / settings.SMS_SEND_RATE
     now = time.time()
-    start = max(pace.next_at, now)
-    if start - now > PACE_AHEAD:
-        return start - now - PACE_AHEAD
-    late = pace.next_at < now
-    pace.next_at = start + max(segments, 1) / settings.SMS_SEND_RATE
-    pace.save(update_fields=["next_at"])
-    return Slot(start, late)
+    params = {"now": now, "step": step, "sender": sender, "ahead": PACE_AHEAD}
+    with db.cursor() as cursor:
+        cursor.execute(_RESERVE_SQL[db.vendor], params)
+        reserved = cursor.fetchone()
+        if reserved is None:
+            cursor.execute(_NEXT_AT, params)
+            found = cursor.fetchone()
+            if found is not None:
+                # Another worker may have moved it meanwhile: only ever a pause before trying again.
+                return max(found[0] - now - PACE_AHEAD, 0.0)
+            SenderPace.objects.bulk_create([SenderPace(sender=sender)], ignore_conflicts=True)
+            cursor.execute(_RESERVE_SQL[db.vendor], params)
+            reserved = cursor.fetchone()
+    next_at = reserved[0]
+    if next_at <= now + step:  # The same sum as the database's: the slot was free, it is now.
+        return Slot(now, late=True)
+    return Slot(next_at - step)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 from datetime import timedelta
+from typing import Any
 from unittest import mock
 
 import requests
@@ -19,6 +20,7 @@ from twilio.http.http_client import TwilioHttpClient
 
 from conversations.models import Conversation, Message, OutboxWake
 from conversations.outbox import text_enqueue, texts_enqueue
+from conversations.outbox_sql import next_claimable_statement
 from conversations.outbox_worker import outbox_drain
 from conversations.pairs import outbound_accepted
 from conversations.tasks import outbox_help, outbox_tick
@@ -270,9 +272,8 @@ class OutboxIndexTestCase(TwilioTestCase):
     def setUp(self) -> None:
         super().setUp()
         now = timezone.now()
-        claim = Message.objects.ready(now).select_related("conversation").order_by("-priority", "pk")[:1]
-        self.queries = {
-            "claim": claim,  # _claim_next, in the writer lock for each text
+        self.queries: dict[str, QuerySet[Message] | tuple[str, dict[str, Any]]] = {
+            "claim": next_claimable_statement(connection, now),  # in the writer lock for each text
             "due later": Message.objects.due_later(now),  # the tick that wakes for later texts
             "in flight": Message.objects.ready(now).union(Message.objects.sending()),  # a tick's start
         }
@@ -295,19 +296,27 @@ class OutboxIndexTestCase(TwilioTestCase):
         self.assertIn("message_outbox_order", plan)
         self.assertNotIn("TEMP B-TREE" if connection.vendor == "sqlite" else "Sort", plan)
 
-    def plan(self, query: QuerySet[Message]) -> str:
-        if connection.vendor == "sqlite":
-            # SQLite takes a partial index only for a WHERE with its very terms (in_outbox()
-            # writes them out); without them it reads the whole table.
-            return query.explain()
+    def plan(self, query: QuerySet[Message] | tuple[str, dict[str, Any]]) -> str:
+        # SQLite takes a partial index only for a WHERE with its very terms (in_outbox() and
+        # the claim's SQL write them out); without them it reads the whole table.
         with connection.cursor() as cursor:
-            # The table is small enough to read whole: forbid it, to see that an index serves.
-            cursor.execute("SET LOCAL enable_seqscan = off")
-            return query.explain()
+            if connection.vendor == "postgresql":
+                # The table is small enough to read whole: forbid it, to see that an index serves.
+                cursor.execute("SET LOCAL enable_seqscan = off")
+            if isinstance(query, QuerySet):
+                return query.explain()
+            sql, params = query
+            cursor.execute(
+                ("EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN ") + sql, params
+            )
+            return "\n".join(" ".join(str(column) for column in row) for row in cursor.fetchall())
 
 
-# How each database says it read a whole table.
-FULL_SCAN = {"sqlite": r"SCAN conversations_message($|\n)", "postgresql": "Seq Scan on conversations_message"}
+# How each database says it read a whole table (the claim's SQL names it m).
+FULL_SCAN = {
+    "sqlite": r"SCAN (conversations_message|m)($|\n)",
+    "postgresql": "Seq Scan on conversations_message",
+}
 
 
 class OutboxWakeTestCase(TwilioTestCase):
