@@ -114,3 +114,20 @@ def claim(message: Message, now: datetime) -> None:
     with db.cursor() as cursor:
         cursor.execute(_CLAIM, {"id": message.pk, "now": db.ops.adapt_datetimefield_value(now)})
     message.attempts += 1
+
+
+_ACCEPTED = f"""
+    UPDATE {Message._meta.db_table}
+    SET sid = %(sid)s, status = %(status)s, error = '', conversation_id = %(conversation_id)s
+    WHERE id = %(id)s AND status IN ({_quoted((Message.Status.SENDING, Message.Status.UNKNOWN))})"""
+
+
+def record_accepted(message: Message, *, sid: str, status: str, conversation_id: int) -> bool:
+    """Twilio took the text: its SID and status, on the pair that sent it; False if a status
+    callback got there first (the row is past sending, or unknown, by then)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
+        cursor.execute(
+            _ACCEPTED, {"id": message.pk, "sid": sid, "status": status, "conversation_id": conversation_id}
+        )
+        return cursor.rowcount == 1

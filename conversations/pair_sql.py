@@ -73,11 +73,7 @@ def fetch_locked(
         row = cursor.fetchone()
     if row is None:
         return None
-    values = list(row[:_FIELD_COUNT])
-    for index, converters, expression in _converters(db):
-        for converter in converters:
-            values[index] = converter(values[index], expression, db)
-    conversation = Conversation.from_db(using, _FIELD_NAMES, values)
+    conversation = _conversation_of(db, row)
     window_data, caller_name, caller_blocked, message_seen = row[_FIELD_COUNT:]
     conversation.window_data = window_data
     conversation.caller_name = caller_name
@@ -85,6 +81,32 @@ def fetch_locked(
     conversation.caller_blocked = bool(caller_blocked)
     conversation.message_seen = bool(message_seen)
     return conversation
+
+
+@cache
+def _lock_by_key_sql(vendor: str) -> str:
+    columns = ", ".join(field.column for field in Conversation._meta.concrete_fields)
+    sql = f"SELECT {columns} FROM {Conversation._meta.db_table} WHERE id = %(pk)s"
+    return sql + " FOR UPDATE" if vendor == "postgresql" else sql
+
+
+def fetch_locked_by_key(pk: int) -> Conversation | None:
+    """The conversation with this key, row-locked (on SQLite the writer lock is held); None if
+    it is gone. The outbox's path: Twilio took a text for a pair that has its row already."""
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
+        cursor.execute(_lock_by_key_sql(db.vendor), {"pk": pk})
+        row = cursor.fetchone()
+    return None if row is None else _conversation_of(db, row)
+
+
+def _conversation_of(db: BaseDatabaseWrapper, row: tuple[Any, ...]) -> Conversation:
+    """A Conversation from the first _FIELD_COUNT columns of a row, as the ORM converts them."""
+    values = list(row[:_FIELD_COUNT])
+    for index, converters, expression in _converters(db):
+        for converter in converters:
+            values[index] = converter(values[index], expression, db)
+    return Conversation.from_db(db.alias, _FIELD_NAMES, values)
 
 
 _FIELD_NAMES = [field.attname for field in Conversation._meta.concrete_fields]
@@ -105,6 +127,19 @@ def _converters(db: BaseDatabaseWrapper) -> list[tuple[int, list[Any], Any]]:
                 found.append((index, converters, expression))
         _CONVERTERS[db] = found
     return found
+
+
+def insert_session(session_key: str, session_data: str, expire_date: datetime) -> bool:
+    """Insert a new window's session; False when its key is taken (the caller draws another).
+    No savepoint: ON CONFLICT leaves the transaction usable on PostgreSQL."""
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Session._meta.db_table} (session_key, session_data, expire_date) "
+            "VALUES (%(key)s, %(data)s, %(expires)s) ON CONFLICT (session_key) DO NOTHING",
+            {"key": session_key, "data": session_data, "expires": _datetime(db, expire_date)},
+        )
+        return cursor.rowcount == 1
 
 
 def update_session_data(session_key: str, session_data: str, expire_date: datetime) -> int:

@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
-from conversations import pair_sql
+from conversations import outbox_sql, pair_sql
 from conversations.locks import DeadlinePassed, postgres_waits_until, sqlite_waits_until, writer_lock
 from conversations.metrics import lock_waited
 from conversations.models import Conversation, Message
@@ -233,11 +233,8 @@ def outbound_accepted(message: Message, *, sid: str, status: str, our_number: st
         conversation.session_id = store.session_key
         conversation.last_activity = now
         pair_sql.update_conversation(conversation)
-        row = Message.objects.filter(pk=message.pk)
-        in_flight = (Message.Status.SENDING, Message.Status.UNKNOWN)
-        if not row.filter(status__in=in_flight).update(
-            sid=sid, status=status, error="", conversation=conversation
-        ):
+        if not outbox_sql.record_accepted(message, sid=sid, status=status, conversation_id=conversation.pk):
+            row = Message.objects.filter(pk=message.pk)
             row.filter(sid__isnull=True).update(sid=sid)
             row.update(conversation=conversation)
         if conversation.pk != queued_under.pk:
@@ -251,7 +248,7 @@ def _lock_queued_pair(conversation: Conversation, now: datetime) -> Conversation
     is gone. The worker's path: the texts it sends have their pair's row already, and need no
     Caller (_lock_pair reads one for the webhook's reply, in three statements for a pair with
     no window, as a bulk text's usually is)."""
-    locked = Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
+    locked = pair_sql.fetch_locked_by_key(conversation.pk)
     return None if locked is None else _read_window(locked, now)
 
 

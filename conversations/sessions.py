@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends import cached_db, db
-from django.contrib.sessions.backends.base import VALID_KEY_CHARS, UpdateError
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, UpdateError
 from django.contrib.sessions.models import Session
 from django.core.cache.backends.base import BaseCache
 from django.db import transaction
@@ -228,7 +228,9 @@ class PairSessionStore(SessionStore):
             self.create()  # Django's: a new key, then save(must_create=True) below.
             return
         if must_create:
-            db.SessionStore.save(self, must_create=True)
+            data = self.encode(self._get_session(no_load=True))
+            if not pair_sql.insert_session(self.session_key, data, self.get_expiry_date()):
+                raise CreateError
         else:
             # Loaded first when it never was, as Django's stores do: saving keeps the data.
             data = self.encode(self._get_session())

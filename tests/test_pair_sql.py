@@ -101,3 +101,24 @@ class PairSqlTestCase(TestCase):
         self.conversation.refresh_from_db()
         self.assertEqual((self.conversation.window_count, self.conversation.last_activity), (3, self.now))
         self.assertIs(self.conversation.opted_out, True)
+
+    def test_it_locks_a_conversation_by_its_key_as_the_orm_reads_it(self) -> None:
+        Conversation.objects.update(window_started_at=self.now, last_activity=self.now, opted_out=True)
+        fields = [field.attname for field in Conversation._meta.concrete_fields]
+
+        locked = pair_sql.fetch_locked_by_key(self.conversation.pk)
+
+        assert locked is not None
+        read = Conversation.objects.get()
+        self.assertEqual([getattr(locked, name) for name in fields], [getattr(read, name) for name in fields])
+        self.assertIsNone(pair_sql.fetch_locked_by_key(self.conversation.pk + 1))
+
+    def test_a_new_windows_session_is_inserted_unless_its_key_is_taken(self) -> None:
+        expires = self.now + timedelta(hours=4)
+
+        inserted = pair_sql.insert_session("n" * 32, "new", expires)
+        again = pair_sql.insert_session("n" * 32, "other", expires)
+
+        self.assertEqual((inserted, again), (True, False))
+        self.assertEqual(Session.objects.get(session_key="n" * 32).session_data, "new")  # Kept.
+        self.assertEqual(Session.objects.get(session_key="n" * 32).expire_date, expires)

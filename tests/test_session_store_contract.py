@@ -8,9 +8,13 @@ store run here unchanged, with our store as the backend.
 import sys
 import unittest
 from pathlib import Path
+from unittest import mock
 
 import django
 from django.conf import settings
+from django.contrib.sessions.backends.base import CreateError
+from django.contrib.sessions.models import Session
+from django.db import transaction
 from django.test import TransactionTestCase, override_settings
 
 from conversations.sessions import PairSessionStore, SessionStore
@@ -79,3 +83,31 @@ class PairSessionStoreSaveContractTests(TransactionTestCase):
                 store.save()
 
                 self.assertEqual(PairSessionStore(store.session_key).load(), {"count": 2})
+
+    def test_a_new_windows_key_already_taken_is_drawn_again_in_the_same_transaction(self) -> None:
+        taken = PairSessionStore.start()
+        taken["count"] = 1
+        taken.save()
+        keys = iter([taken.session_key, "f" * 32])
+
+        # In one transaction, as the webhook and the worker save it: on PostgreSQL a failed
+        # INSERT would leave the transaction unusable.
+        with (
+            transaction.atomic(),
+            mock.patch.object(PairSessionStore, "_get_new_session_key", lambda _: next(keys)),
+        ):
+            store = PairSessionStore.start()
+            store["count"] = 7
+            store.save()
+            self.assertEqual(Session.objects.count(), 2)
+
+        self.assertEqual(store.session_key, "f" * 32)
+        self.assertEqual(PairSessionStore(taken.session_key).load(), {"count": 1})
+        self.assertEqual(PairSessionStore("f" * 32).load(), {"count": 7})
+
+    def test_saving_a_new_store_on_a_taken_key_says_so(self) -> None:
+        taken = PairSessionStore.start()
+        taken.save()
+
+        with self.assertRaises(CreateError):
+            PairSessionStore(taken.session_key).save(must_create=True)
