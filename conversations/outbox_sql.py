@@ -124,7 +124,7 @@ _ACCEPTED = f"""
 
 def record_accepted(message: Message, *, sid: str, status: str, conversation_id: int) -> bool:
     """Twilio took the text: its SID and status, on the pair that sent it; False if a status
-    callback got there first (the row is past sending, or unknown, by then)."""
+    callback got there first and moved the row past `sending` (or `unknown`)."""
     db = connections[DEFAULT_DB_ALIAS]
     with db.cursor() as cursor:
         cursor.execute(

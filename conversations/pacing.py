@@ -6,10 +6,9 @@ claims the text (on SQLite the app's writer lock already serializes it), so ever
 process on every host keeps the one pace.
 
 Every worker sending for the sender queues for that row lock, held from the reservation until
-the claim commits: the reservation is one UPDATE ... RETURNING, the claim's last statement.
-(Read, then saved through the ORM, with the claim's own UPDATE after it, the lock was held for
-four round trips; on PostgreSQL, with the webhook flat out, the workers then queued for it and
-fell behind the pace.)
+the claim commits: the reservation is one UPDATE ... RETURNING, the claim's last statement, so
+the lock is held for that statement and the COMMIT. (Read, then saved through the ORM, with the
+claim's own UPDATE after it, it was held for four round trips.)
 
 A slot may be reserved a little ahead (PACE_AHEAD): the worker claims the text, waits for the
 slot outside any transaction, and POSTs then. Slots follow each other 1/SMS_SEND_RATE apart
