@@ -43,7 +43,12 @@ class Constant(Value):
     dashboard's, and MessageQuerySet.ready() the outbox's)."""
 
     def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
-        return "'" + str(self.value).replace("'", "''") + "'", []
+        return literal(str(self.value)), []
+
+
+def literal(value: str) -> str:
+    """A text as an SQL literal, for terms written into a statement (Constant, outbox_sql.py)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def one_of(expression: Expression | str, values: Iterable[str]) -> In:

@@ -21,6 +21,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 
+from conversations.indexes import literal
 from conversations.models import Broadcast, Caller, Conversation, Message
 from conversations.outbox_rows import OUTBOX_WAITING
 
@@ -40,8 +41,8 @@ _CONVERSATION_FIELDS = ["id", "sender", "recipient"]
 
 def _quoted(values: tuple[str, ...]) -> str:
     # Written into the statement: SQLite uses the outbox's partial index only for a WHERE with
-    # its very terms (indexes.Constant). The values are the models' own constants.
-    return ", ".join(f"'{value}'" for value in values)
+    # its very terms (indexes.Constant).
+    return ", ".join(literal(value) for value in values)
 
 
 def _columns(alias: str, model: type[Model], names: list[str]) -> list[str]:
@@ -83,7 +84,7 @@ def _claim_sql(vendor: str) -> str:
 
 _CLAIM = f"""
     UPDATE {Message._meta.db_table}
-    SET status = '{Message.Status.SENDING.value}', attempts = attempts + 1, claimed_at = %(now)s
+    SET status = {literal(Message.Status.SENDING)}, attempts = attempts + 1, claimed_at = %(now)s
     WHERE id = %(id)s"""
 
 

@@ -86,7 +86,7 @@ def fetch_locked(
 @cache
 def _lock_by_key_sql(vendor: str) -> str:
     columns = ", ".join(field.column for field in Conversation._meta.concrete_fields)
-    sql = f"SELECT {columns} FROM {Conversation._meta.db_table} WHERE id = %(pk)s"
+    sql = f"SELECT {columns} FROM {Conversation._meta.db_table} WHERE {Conversation._meta.pk.column} = %(pk)s"
     return sql + " FOR UPDATE" if vendor == "postgresql" else sql
 
 
